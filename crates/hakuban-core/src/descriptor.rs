@@ -1,0 +1,479 @@
+//! Object and tag descriptors: the rich JSON names of Hakuban's objects and tags.
+//!
+//! Identity is structural JSON equality (key order never matters, integer `1` differs from float
+//! `1.0`); an object descriptor is its JSON value plus a *set* of tags. Hashing and ordering are
+//! consistent with that equality. What an object *is* at run time lives in the engine, not here.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// Error building a descriptor from JSON text.
+#[derive(Debug, thiserror::Error)]
+pub enum DescriptorError {
+    /// The text is not valid JSON. Check the string passed in; the inner error says where.
+    #[error("descriptor is not valid JSON: {0}")]
+    InvalidJson(#[from] serde_json::Error),
+}
+
+/// The name of a tag: exactly one arbitrary JSON value.
+///
+/// Anything convertible into a JSON value converts into a tag: `"utilizations"` becomes the JSON
+/// string `"utilizations"`, `json!({"a": 1})` a JSON object. Serialised transparently as its value.
+#[derive(Clone)]
+pub struct TagDescriptor {
+    json: Arc<Value>,
+}
+
+impl TagDescriptor {
+    /// A tag named by `json`.
+    pub fn new(json: impl Into<Value>) -> Self {
+        TagDescriptor { json: Arc::new(json.into()) }
+    }
+
+    /// Parses `text` as JSON and names a tag with it.
+    pub fn from_json_string(text: &str) -> Result<Self, DescriptorError> {
+        Ok(TagDescriptor::new(serde_json::from_str::<Value>(text)?))
+    }
+
+    /// The tag's JSON value.
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+
+    /// Compact JSON text of the tag (object keys sorted, so equal tags give equal text).
+    pub fn json_to_string(&self) -> String {
+        self.json.to_string()
+    }
+}
+
+impl PartialEq for TagDescriptor {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.json, &other.json) || *self.json == *other.json
+    }
+}
+impl Eq for TagDescriptor {}
+
+impl Hash for TagDescriptor {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_json(&self.json, state);
+    }
+}
+
+impl PartialOrd for TagDescriptor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TagDescriptor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_json(&self.json, &other.json)
+    }
+}
+
+impl fmt::Display for TagDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.json)
+    }
+}
+impl fmt::Debug for TagDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.json)
+    }
+}
+
+impl Serialize for TagDescriptor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+impl<'de> Deserialize<'de> for TagDescriptor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(TagDescriptor::new(Value::deserialize(deserializer)?))
+    }
+}
+
+impl From<Value> for TagDescriptor {
+    fn from(json: Value) -> Self {
+        TagDescriptor::new(json)
+    }
+}
+impl From<&Value> for TagDescriptor {
+    fn from(json: &Value) -> Self {
+        TagDescriptor::new(json.clone())
+    }
+}
+impl From<&str> for TagDescriptor {
+    fn from(text: &str) -> Self {
+        TagDescriptor::new(text)
+    }
+}
+impl From<String> for TagDescriptor {
+    fn from(text: String) -> Self {
+        TagDescriptor::new(text)
+    }
+}
+impl From<&String> for TagDescriptor {
+    fn from(text: &String) -> Self {
+        TagDescriptor::new(text.as_str())
+    }
+}
+impl From<&TagDescriptor> for TagDescriptor {
+    fn from(tag: &TagDescriptor) -> Self {
+        tag.clone()
+    }
+}
+
+struct ObjectDescriptorInner {
+    /// Sorted by [`cmp_json`] and free of duplicates, so set equality is slice equality.
+    tags: Vec<TagDescriptor>,
+    json: Value,
+    hash: u64,
+}
+
+/// The name of an object: one arbitrary JSON value (its rich identifier) and a set of tags.
+///
+/// Two descriptors are equal iff their JSON values are equal and their tag sets are equal: the same
+/// JSON with other tags names another object. Cloning is cheap (the contents are shared).
+///
+/// ```
+/// use hakuban_core::ObjectDescriptor;
+/// let a = ObjectDescriptor::from((["some-tag", "other"], "xxx"));
+/// let b = ObjectDescriptor::from((["other", "some-tag", "other"], "xxx"));
+/// assert_eq!(a, b);
+/// assert_ne!(a, ObjectDescriptor::from("xxx"));
+/// ```
+#[derive(Clone)]
+pub struct ObjectDescriptor {
+    inner: Arc<ObjectDescriptorInner>,
+}
+
+impl ObjectDescriptor {
+    /// An object named by `json`, belonging to every tag in `tags` (duplicates collapse).
+    pub fn new<T: Into<TagDescriptor>>(tags: impl IntoIterator<Item = T>, json: impl Into<Value>) -> Self {
+        let mut tags: Vec<TagDescriptor> = tags.into_iter().map(Into::into).collect();
+        tags.sort();
+        tags.dedup();
+        let json = json.into();
+        let mut hasher = std::hash::DefaultHasher::new();
+        hash_json(&json, &mut hasher);
+        for tag in &tags {
+            hash_json(&tag.json, &mut hasher);
+        }
+        let hash = hasher.finish();
+        ObjectDescriptor { inner: Arc::new(ObjectDescriptorInner { tags, json, hash }) }
+    }
+
+    /// Parses each of `tags` and `json` as JSON text.
+    pub fn from_json_strings<S: AsRef<str>>(
+        tags: impl IntoIterator<Item = S>,
+        json: &str,
+    ) -> Result<Self, DescriptorError> {
+        let tags =
+            tags.into_iter().map(|tag| TagDescriptor::from_json_string(tag.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        Ok(ObjectDescriptor::new(tags, serde_json::from_str::<Value>(json)?))
+    }
+
+    /// The object's tags, in a canonical order.
+    pub fn tags(&self) -> &[TagDescriptor] {
+        &self.inner.tags
+    }
+
+    /// The object's JSON identifier.
+    pub fn json(&self) -> &Value {
+        &self.inner.json
+    }
+
+    /// Compact JSON text of the identifier (object keys sorted).
+    pub fn json_to_string(&self) -> String {
+        self.inner.json.to_string()
+    }
+
+    /// Compact JSON text of each tag, in the canonical tag order.
+    pub fn tags_to_strings(&self) -> Vec<String> {
+        self.inner.tags.iter().map(TagDescriptor::json_to_string).collect()
+    }
+}
+
+impl PartialEq for ObjectDescriptor {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (self.inner.hash == other.inner.hash
+                && self.inner.json == other.inner.json
+                && self.inner.tags == other.inner.tags)
+    }
+}
+impl Eq for ObjectDescriptor {}
+
+impl Hash for ObjectDescriptor {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.inner.hash);
+    }
+}
+
+impl fmt::Display for ObjectDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner.json)
+    }
+}
+impl fmt::Debug for ObjectDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, tag) in self.inner.tags.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{tag}")?;
+        }
+        write!(f, "]:{}", self.inner.json)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ObjectDescriptorWire {
+    tags: Vec<TagDescriptor>,
+    json: Value,
+}
+
+impl Serialize for ObjectDescriptor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("ObjectDescriptor", 2)?;
+        s.serialize_field("tags", &self.inner.tags)?;
+        s.serialize_field("json", &self.inner.json)?;
+        s.end()
+    }
+}
+impl<'de> Deserialize<'de> for ObjectDescriptor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = ObjectDescriptorWire::deserialize(deserializer)?;
+        Ok(ObjectDescriptor::new(wire.tags, wire.json))
+    }
+}
+
+impl<I, T, J> From<(I, J)> for ObjectDescriptor
+where
+    I: IntoIterator<Item = T>,
+    T: Into<TagDescriptor>,
+    J: Into<Value>,
+{
+    fn from((tags, json): (I, J)) -> Self {
+        ObjectDescriptor::new(tags, json)
+    }
+}
+impl<J: Into<Value>> From<(J,)> for ObjectDescriptor {
+    fn from((json,): (J,)) -> Self {
+        ObjectDescriptor::new(std::iter::empty::<TagDescriptor>(), json)
+    }
+}
+impl From<Value> for ObjectDescriptor {
+    fn from(json: Value) -> Self {
+        ObjectDescriptor::new(std::iter::empty::<TagDescriptor>(), json)
+    }
+}
+impl From<&str> for ObjectDescriptor {
+    fn from(json: &str) -> Self {
+        ObjectDescriptor::new(std::iter::empty::<TagDescriptor>(), json)
+    }
+}
+impl From<&ObjectDescriptor> for ObjectDescriptor {
+    fn from(descriptor: &ObjectDescriptor) -> Self {
+        descriptor.clone()
+    }
+}
+
+/// Rank of a JSON value's type, the first key of the total order.
+fn json_rank(value: &Value) -> u8 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+/// A number's kind and value, so that `1` (integer) and `1.0` (float) stay distinct, as in equality.
+enum NumberKey {
+    Int(i128),
+    Float(f64),
+}
+
+fn number_key(number: &serde_json::Number) -> NumberKey {
+    if let Some(i) = number.as_i64() {
+        NumberKey::Int(i128::from(i))
+    } else if let Some(u) = number.as_u64() {
+        NumberKey::Int(i128::from(u))
+    } else {
+        // -0.0 equals 0.0 under serde_json's equality, so they must order and hash alike.
+        let f = number.as_f64().unwrap_or(0.0);
+        NumberKey::Float(if f == 0.0 { 0.0 } else { f })
+    }
+}
+
+/// A total order over JSON values consistent with `Value`'s equality.
+pub(crate) fn cmp_json(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => match (number_key(x), number_key(y)) {
+            (NumberKey::Int(x), NumberKey::Int(y)) => x.cmp(&y),
+            (NumberKey::Float(x), NumberKey::Float(y)) => x.total_cmp(&y),
+            (NumberKey::Int(_), NumberKey::Float(_)) => Ordering::Less,
+            (NumberKey::Float(_), NumberKey::Int(_)) => Ordering::Greater,
+        },
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Array(x), Value::Array(y)) => {
+            for (x, y) in x.iter().zip(y) {
+                let order = cmp_json(x, y);
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            // serde_json maps iterate in key order (no `preserve_order`), so this is canonical.
+            for ((kx, vx), (ky, vy)) in x.iter().zip(y) {
+                let order = kx.cmp(ky).then_with(|| cmp_json(vx, vy));
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        _ => json_rank(a).cmp(&json_rank(b)),
+    }
+}
+
+/// Hashes a JSON value consistently with `Value`'s equality.
+pub(crate) fn hash_json<H: Hasher>(value: &Value, state: &mut H) {
+    state.write_u8(json_rank(value));
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => b.hash(state),
+        Value::Number(n) => match number_key(n) {
+            NumberKey::Int(i) => {
+                state.write_u8(0);
+                i.hash(state);
+            }
+            NumberKey::Float(f) => {
+                state.write_u8(1);
+                f.to_bits().hash(state);
+            }
+        },
+        Value::String(s) => s.hash(state),
+        Value::Array(items) => {
+            state.write_usize(items.len());
+            for item in items {
+                hash_json(item, state);
+            }
+        }
+        Value::Object(map) => {
+            state.write_usize(map.len());
+            for (key, item) in map {
+                key.hash(state);
+                hash_json(item, state);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hash_of<T: Hash>(value: &T) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        value.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn tag_round_trips_through_json() {
+        let tag = TagDescriptor::new(json!({}));
+        let text = serde_json::to_string(&tag).unwrap();
+        assert_eq!(text, "{}");
+        let back: TagDescriptor = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, tag);
+        assert_eq!(TagDescriptor::from("utilizations").json(), &json!("utilizations"));
+    }
+
+    #[test]
+    fn object_round_trips_through_json() {
+        let desc = ObjectDescriptor::from((vec![json!({"b": 1, "a": [1, 2]}), json!("t")], json!({"x": null})));
+        let text = serde_json::to_string(&desc).unwrap();
+        let back: ObjectDescriptor = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, desc);
+        assert_eq!(hash_of(&back), hash_of(&desc));
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["json"], json!({"x": null}));
+        assert_eq!(parsed["tags"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn tuple_conversions_make_json_strings() {
+        let desc = ObjectDescriptor::from((["some-tag"], "xxx"));
+        assert_eq!(desc.json(), &json!("xxx"));
+        assert_eq!(desc.tags(), &[TagDescriptor::from("some-tag")]);
+        assert_eq!(desc.json_to_string(), "\"xxx\"");
+        assert_eq!(desc.tags_to_strings(), vec!["\"some-tag\"".to_string()]);
+        let untagged = ObjectDescriptor::from((json!("exchange"),));
+        assert!(untagged.tags().is_empty());
+        assert_eq!(format!("{desc}"), "\"xxx\"");
+        assert_eq!(format!("{desc:?}"), "[\"some-tag\"]:\"xxx\"");
+    }
+
+    #[test]
+    fn equality_is_structural_and_tags_are_a_set() {
+        let a = ObjectDescriptor::from((["x", "y"], json!({"a": 1, "b": 2})));
+        let b = ObjectDescriptor::from_json_strings(["\"y\"", "\"x\"", "\"y\""], "{\"b\":2,\"a\":1}").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(hash_of(&a), hash_of(&b));
+        let untagged = ObjectDescriptor::from(json!({"a": 1, "b": 2}));
+        assert_ne!(a, untagged);
+        assert_ne!(ObjectDescriptor::from(json!(1)), ObjectDescriptor::from(json!(1.0)));
+        assert_ne!(TagDescriptor::new(json!(1)), TagDescriptor::new(json!(1.0)));
+    }
+
+    #[test]
+    fn invalid_json_is_a_typed_error() {
+        let err = ObjectDescriptor::from_json_strings(["\"ok\""], "{not json").unwrap_err();
+        assert!(matches!(err, DescriptorError::InvalidJson(_)));
+        assert!(TagDescriptor::from_json_string("[").is_err());
+    }
+
+    #[test]
+    fn ordering_is_consistent_with_equality() {
+        let values = [
+            json!(null),
+            json!(false),
+            json!(true),
+            json!(-1),
+            json!(1),
+            json!(u64::MAX),
+            json!(0.0),
+            json!(-0.0),
+            json!(1.5),
+            json!("a"),
+            json!(["a"]),
+            json!({"a": 1}),
+            json!({"a": 1, "b": 1}),
+        ];
+        for a in &values {
+            for b in &values {
+                let equal = a == b;
+                assert_eq!(cmp_json(a, b) == Ordering::Equal, equal, "{a} vs {b}");
+                if equal {
+                    assert_eq!(hash_of(&TagDescriptor::new(a.clone())), hash_of(&TagDescriptor::new(b.clone())));
+                }
+                assert_eq!(cmp_json(a, b), cmp_json(b, a).reverse());
+            }
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The engine: Hakuban's state machine, sans IO.
+//!
+//! [`Engine`] holds every object, tag, contract, stream and sink of one exchange and applies the
+//! rules of liveness, exposer election, synchronisation and version ordering. It is a plain,
+//! single-threaded, deterministic struct: it never reads a clock (time comes in as `now`), never
+//! spawns, never blocks and never calls user code. The async [`Exchange`](crate::Exchange) facade
+//! wraps it in a mutex; a test or another runtime can drive it directly.
+//!
+//! # The rule
+//!
+//! Every input is a method call (`create_*_contract`, `drop_*`, `take_handle`, `sink_send`, the
+//! `poll_*` methods). **After any input, drain [`Engine::poll_event`] until it returns `None`.**
+//! Each event names a contract, stream or sink that earlier answered "pending" and may now make
+//! progress: poll it again. Events are only produced for things that were polled and found pending,
+//! so a busy object does not flood a caller that is not waiting. Draining when nothing happened is
+//! harmless.
+//!
+//! ```
+//! use std::time::Instant;
+//! use hakuban_core::engine::{Engine, StreamPoll, TakenHandle};
+//! use hakuban_core::{ObjectDescriptor, ObjectState};
+//!
+//! let mut engine = Engine::new();
+//! let now = Instant::now();
+//! let desc = ObjectDescriptor::from((["some-tag"], "xxx"));
+//! let observe = engine.create_object_observe_contract(desc.clone(), now);
+//! let expose = engine.create_object_expose_contract(desc, 1, now);
+//! let Some(TakenHandle::Stream(stream, _)) = engine.take_handle(observe) else { panic!() };
+//! let Some(TakenHandle::Sink(sink, _)) = engine.take_handle(expose) else { panic!() };
+//! assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+//! engine.sink_send(sink, ObjectState::new(std::sync::Arc::new(b"hi".to_vec())), now);
+//! while let Some(_ready) = engine.poll_event() { /* wake whoever waits on it */ }
+//! let StreamPoll::Ready(state) = engine.poll_stream(stream) else { panic!() };
+//! assert_eq!(state.data.as_slice(), b"hi");
+//! ```
+
+mod election;
+mod handles;
+mod object;
+mod records;
+mod snapshot;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hashbrown::HashMap;
+
+use crate::descriptor::{ObjectDescriptor, TagDescriptor};
+use crate::state::{DataBytes, ObjectState};
+pub use records::ContractKind;
+use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u64);
+    };
+}
+id_type!(
+    /// An object record's id, unique within one engine (never reused).
+    ObjectId
+);
+id_type!(
+    /// A tag record's id, unique within one engine.
+    TagId
+);
+id_type!(
+    /// A contract's id, unique within one engine across all four kinds.
+    ContractId
+);
+id_type!(
+    /// A state stream's id, unique within one engine.
+    StreamId
+);
+id_type!(
+    /// A state sink's id, unique within one engine.
+    SinkId
+);
+
+/// Something a caller can wait on; returned by [`Engine::poll_event`] when it may make progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Waitable {
+    /// A contract may have a handle to take ([`Engine::take_handle`]).
+    Contract(ContractId),
+    /// A stream may have a newer state or have closed ([`Engine::poll_stream`]).
+    Stream(StreamId),
+    /// A sink may have closed ([`Engine::poll_sink_params`]).
+    Sink(SinkId),
+}
+
+/// A handle taken out of a contract's queue, with its object's descriptor.
+#[derive(Clone, Debug)]
+pub enum TakenHandle {
+    /// From an observe contract.
+    Stream(StreamId, ObjectDescriptor),
+    /// From an expose contract.
+    Sink(SinkId, ObjectDescriptor),
+}
+
+/// What [`Engine::poll_stream`] found.
+#[derive(Clone, Debug)]
+pub enum StreamPoll {
+    /// A state this stream has not yielded yet (a newer version or a changed sync flag).
+    Ready(Arc<ObjectState<DataBytes>>),
+    /// Nothing new; an event will name this stream when there is.
+    Pending,
+    /// The stream is closed (or unknown): it will never yield again.
+    Closed,
+}
+
+/// What [`Engine::poll_sink_params`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkPoll {
+    /// The sink may produce (yielded once per sink).
+    Ready,
+    /// Still open; an event will name this sink when it closes.
+    Pending,
+    /// The sink was revoked (or is unknown): stop producing and drop it.
+    Closed,
+}
+
+/// Record counts, for tests and introspection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounts {
+    /// Object records.
+    pub objects: usize,
+    /// Tag records.
+    pub tags: usize,
+    /// Contracts of all kinds.
+    pub contracts: usize,
+    /// Stream records (queued or held).
+    pub streams: usize,
+    /// Sink records (queued or held).
+    pub sinks: usize,
+}
+
+#[derive(Default)]
+struct Sequences {
+    object: u64,
+    tag: u64,
+    contract: u64,
+    stream: u64,
+    sink: u64,
+}
+
+fn next(counter: &mut u64) -> u64 {
+    let id = *counter;
+    *counter += 1;
+    id
+}
+
+/// Hakuban's state machine for one exchange. See the [module documentation](self) for the rule.
+#[derive(Default)]
+pub struct Engine {
+    objects: HashMap<ObjectId, ObjectRec>,
+    object_index: HashMap<ObjectDescriptor, ObjectId>,
+    tags: HashMap<TagId, TagRec>,
+    tag_index: HashMap<TagDescriptor, TagId>,
+    contracts: HashMap<ContractId, ContractRec>,
+    streams: HashMap<StreamId, StreamRec>,
+    sinks: HashMap<SinkId, SinkRec>,
+    events: VecDeque<Waitable>,
+    /// Objects and tags that may have lost their last holder during the current input.
+    gc_objects: Vec<ObjectId>,
+    ids: Sequences,
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new() -> Self {
+        Engine::default()
+    }
+
+    /// Declares interest in observing one object. Its stream is queued at once.
+    pub fn create_object_observe_contract(&mut self, descriptor: ObjectDescriptor, now: Instant) -> ContractId {
+        let object = self.object_for(&descriptor);
+        let id = self.new_contract(ContractKind::ObjectObserve, Target::Object(object), 0);
+        if let Some(rec) = self.objects.get_mut(&object) {
+            rec.observers.push(id);
+        }
+        self.refresh(object, now);
+        self.ensure_stream(id, object);
+        self.finish_input();
+        id
+    }
+
+    /// Offers to expose one object with `capacity`; a sink is queued whenever it is elected.
+    pub fn create_object_expose_contract(
+        &mut self,
+        descriptor: ObjectDescriptor,
+        capacity: u32,
+        now: Instant,
+    ) -> ContractId {
+        let object = self.object_for(&descriptor);
+        let id = self.new_contract(ContractKind::ObjectExpose, Target::Object(object), capacity);
+        if let Some(rec) = self.objects.get_mut(&object) {
+            rec.exposers.push(id);
+        }
+        self.refresh(object, now);
+        self.finish_input();
+        id
+    }
+
+    /// Declares interest in every live object carrying `tag`.
+    pub fn create_tag_observe_contract(&mut self, tag: TagDescriptor, now: Instant) -> ContractId {
+        let tag_id = self.tag_for(&tag);
+        let id = self.new_contract(ContractKind::TagObserve, Target::Tag(tag_id), 0);
+        let objects = self.tag_objects(tag_id, |rec| rec.observers.push(id));
+        for object in objects {
+            self.refresh(object, now);
+            if self.objects.get(&object).is_some_and(|rec| rec.live) {
+                self.ensure_stream(id, object);
+            }
+        }
+        self.finish_input();
+        id
+    }
+
+    /// Offers to expose every object carrying `tag`, with `capacity`.
+    pub fn create_tag_expose_contract(&mut self, tag: TagDescriptor, capacity: u32, now: Instant) -> ContractId {
+        let tag_id = self.tag_for(&tag);
+        let id = self.new_contract(ContractKind::TagExpose, Target::Tag(tag_id), capacity);
+        let objects = self.tag_objects(tag_id, |rec| rec.exposers.push(id));
+        for object in objects {
+            self.refresh(object, now);
+        }
+        self.finish_input();
+        id
+    }
+
+    /// Drops a contract: closes its streams or sinks, withdraws it, re-elects. Unknown ids are
+    /// ignored, so a late drop is harmless.
+    pub fn drop_contract(&mut self, id: ContractId, now: Instant) {
+        let Some(contract) = self.contracts.remove(&id) else { return };
+        for handle in contract.current.values() {
+            self.close_handle(*handle, now);
+        }
+        match contract.target {
+            Target::Object(object) => {
+                if let Some(rec) = self.objects.get_mut(&object) {
+                    rec.observers.retain(|c| *c != id);
+                    rec.exposers.retain(|c| *c != id);
+                    if rec.exposer == Some(records::Exposer::Contract(id)) {
+                        rec.exposer = None;
+                    }
+                }
+                self.refresh(object, now);
+                self.gc_objects.push(object);
+            }
+            Target::Tag(tag) => {
+                let objects = self.tag_objects(tag, |rec| {
+                    rec.observers.retain(|c| *c != id);
+                    rec.exposers.retain(|c| *c != id);
+                });
+                for object in objects {
+                    if let Some(rec) = self.objects.get_mut(&object)
+                        && rec.exposer == Some(records::Exposer::Contract(id))
+                    {
+                        rec.exposer = None;
+                    }
+                    self.refresh(object, now);
+                }
+                self.remove_tag_if_unreferenced(tag);
+            }
+        }
+        self.finish_input();
+    }
+
+    /// Takes the oldest handle the contract has emitted, or `None` (and an event later) if there
+    /// is none. A contract never ends by itself.
+    pub fn take_handle(&mut self, id: ContractId) -> Option<TakenHandle> {
+        let taken = self.take_queued(id);
+        if taken.is_none()
+            && let Some(contract) = self.contracts.get_mut(&id)
+        {
+            contract.interest = true;
+        }
+        taken
+    }
+
+    /// The stream's next state, if it has one it has not yielded.
+    pub fn poll_stream(&mut self, id: StreamId) -> StreamPoll {
+        let Some(stream) = self.streams.get_mut(&id) else { return StreamPoll::Closed };
+        if stream.closed {
+            return StreamPoll::Closed;
+        }
+        let Some(object) = self.objects.get(&stream.object) else { return StreamPoll::Closed };
+        if let Some(state) = &object.state {
+            let seen = stream.last_version.as_ref() == Some(&state.version) && stream.last_sync == state.synchronized;
+            if !seen {
+                match &mut stream.last_version {
+                    Some(version) => version.clone_from(&state.version),
+                    None => stream.last_version = Some(state.version.clone()),
+                }
+                stream.last_sync = state.synchronized;
+                return StreamPoll::Ready(state.clone());
+            }
+        }
+        stream.interest = true;
+        StreamPoll::Pending
+    }
+
+    /// Drops a stream handle. If its contract still wants a stream for the object, a fresh one
+    /// is queued (it yields the current state first).
+    pub fn drop_stream(&mut self, id: StreamId, now: Instant) {
+        let Some(stream) = self.streams.remove(&id) else { return };
+        self.forget_stream(id, &stream);
+        if let Some(contract) = stream.contract {
+            self.ensure_stream_if_wanted(contract, stream.object);
+        }
+        let _ = now;
+        self.finish_input();
+    }
+
+    /// Whether the sink may produce: `Ready` once, then `Pending` until it is revoked.
+    pub fn poll_sink_params(&mut self, id: SinkId) -> SinkPoll {
+        let Some(sink) = self.sinks.get_mut(&id) else { return SinkPoll::Closed };
+        if sink.closed {
+            SinkPoll::Closed
+        } else if !sink.params_yielded {
+            sink.params_yielded = true;
+            SinkPoll::Ready
+        } else {
+            sink.interest = true;
+            SinkPoll::Pending
+        }
+    }
+
+    /// Applies a state sent into a sink (closed or not: see the crate docs on closed sinks).
+    pub fn sink_send(&mut self, id: SinkId, state: ObjectState<DataBytes>, now: Instant) {
+        let Some(sink) = self.sinks.get(&id) else { return };
+        let object = sink.object;
+        self.apply_state(object, id, state, now);
+        self.finish_input();
+    }
+
+    /// Drops a sink handle: its producer is gone (the state turns stale if it was the last
+    /// synchronised one) and, if its contract is still elected, a fresh sink is queued.
+    pub fn drop_sink(&mut self, id: SinkId, now: Instant) {
+        let Some(sink) = self.sinks.remove(&id) else { return };
+        self.forget_sink(id, &sink, now);
+        if let Some(contract) = sink.contract {
+            self.ensure_sink_if_elected(contract, sink.object);
+        }
+        self.finish_input();
+    }
+
+    /// The next waitable that may make progress, or `None` once drained. See the module docs.
+    pub fn poll_event(&mut self) -> Option<Waitable> {
+        self.events.pop_front()
+    }
+
+    /// Numbers of records held.
+    pub fn counts(&self) -> EngineCounts {
+        EngineCounts {
+            objects: self.objects.len(),
+            tags: self.tags.len(),
+            contracts: self.contracts.len(),
+            streams: self.streams.len(),
+            sinks: self.sinks.len(),
+        }
+    }
+
+    /// `true` when the engine holds no object, tag, contract, stream or sink.
+    pub fn is_empty(&self) -> bool {
+        self.counts() == EngineCounts::default()
+    }
+
+    fn new_contract(&mut self, kind: ContractKind, target: Target, capacity: u32) -> ContractId {
+        let id = ContractId(next(&mut self.ids.contract));
+        self.contracts.insert(
+            id,
+            ContractRec {
+                kind,
+                target,
+                capacity,
+                queue: VecDeque::new(),
+                queue_dead: 0,
+                current: HashMap::new(),
+                interest: false,
+            },
+        );
+        id
+    }
+
+    /// The object record for `descriptor`, created (with its tags) if missing.
+    fn object_for(&mut self, descriptor: &ObjectDescriptor) -> ObjectId {
+        if let Some(id) = self.object_index.get(descriptor) {
+            return *id;
+        }
+        let id = ObjectId(next(&mut self.ids.object));
+        let tags: Vec<TagId> = descriptor.tags().iter().map(|tag| self.tag_for(tag)).collect();
+        for tag in &tags {
+            if let Some(rec) = self.tags.get_mut(tag) {
+                rec.objects.insert(id);
+            }
+        }
+        self.objects.insert(id, ObjectRec::new(descriptor.clone(), tags));
+        self.object_index.insert(descriptor.clone(), id);
+        self.gc_objects.push(id);
+        id
+    }
+
+    fn tag_for(&mut self, descriptor: &TagDescriptor) -> TagId {
+        if let Some(id) = self.tag_index.get(descriptor) {
+            return *id;
+        }
+        let id = TagId(next(&mut self.ids.tag));
+        self.tags.insert(
+            id,
+            TagRec {
+                descriptor: descriptor.clone(),
+                objects: Default::default(),
+                observers: Vec::new(),
+                exposers: Vec::new(),
+            },
+        );
+        self.tag_index.insert(descriptor.clone(), id);
+        id
+    }
+
+    /// Applies `update` to the tag record and returns its objects, in id order for determinism.
+    fn tag_objects(&mut self, tag: TagId, update: impl FnOnce(&mut TagRec)) -> Vec<ObjectId> {
+        let Some(rec) = self.tags.get_mut(&tag) else { return Vec::new() };
+        update(rec);
+        let mut objects: Vec<ObjectId> = rec.objects.iter().copied().collect();
+        objects.sort_unstable();
+        objects
+    }
+
+    /// Ends an input: removes records nobody holds any more.
+    fn finish_input(&mut self) {
+        while let Some(object) = self.gc_objects.pop() {
+            let Some(rec) = self.objects.get(&object) else { continue };
+            if !rec.is_unreferenced() {
+                continue;
+            }
+            if let Some(rec) = self.objects.remove(&object) {
+                self.object_index.remove(&rec.descriptor);
+                for tag in rec.tags {
+                    if let Some(tag_rec) = self.tags.get_mut(&tag) {
+                        tag_rec.objects.remove(&object);
+                    }
+                    self.remove_tag_if_unreferenced(tag);
+                }
+            }
+        }
+    }
+
+    fn remove_tag_if_unreferenced(&mut self, tag: TagId) {
+        if self.tags.get(&tag).is_some_and(TagRec::is_unreferenced)
+            && let Some(rec) = self.tags.remove(&tag)
+        {
+            self.tag_index.remove(&rec.descriptor);
+        }
+    }
+
+    fn wake(&mut self, waitable: Waitable) {
+        self.events.push_back(waitable);
+    }
+}
+
+#[cfg(test)]
+mod tests;

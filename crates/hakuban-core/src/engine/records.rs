@@ -1,0 +1,153 @@
+//! The engine's records: what it knows about each object, tag, contract, stream and sink.
+//! Plain data; the rules that change them live in the sibling modules.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hashbrown::{HashMap, HashSet};
+
+use super::{ContractId, ObjectId, SinkId, StreamId, TagId};
+use crate::descriptor::{ObjectDescriptor, TagDescriptor};
+use crate::state::{DataBytes, DataSynchronized, DataVersion, ObjectState};
+
+/// Who produces an object's states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Exposer {
+    /// A local object or tag expose contract.
+    Contract(ContractId),
+}
+
+pub(crate) struct ObjectRec {
+    pub descriptor: ObjectDescriptor,
+    pub tags: Vec<TagId>,
+    /// Local object observe contracts, in creation order.
+    pub observers: Vec<ContractId>,
+    /// Local object expose contracts, in creation order.
+    pub exposers: Vec<ContractId>,
+    /// Stream and sink records (queued or held) that pin this object.
+    pub handles: u32,
+    /// `should_exist`: object-level interest exists here.
+    pub live: bool,
+    /// `data_needed`: live and observed, so an exposer must be elected.
+    pub needed: bool,
+    pub exposer: Option<Exposer>,
+    pub state: Option<Arc<ObjectState<DataBytes>>>,
+    /// Sinks whose last word was "synchronised now".
+    pub synced: Vec<SinkId>,
+    /// When the aggregate last fell to "stale", the latest such moment.
+    pub last_at: Option<Instant>,
+    /// Open (not closed) streams on this object, to be told about new states.
+    pub streams: Vec<StreamId>,
+}
+
+impl ObjectRec {
+    pub fn new(descriptor: ObjectDescriptor, tags: Vec<TagId>) -> Self {
+        ObjectRec {
+            descriptor,
+            tags,
+            observers: Vec::new(),
+            exposers: Vec::new(),
+            handles: 0,
+            live: false,
+            needed: false,
+            exposer: None,
+            state: None,
+            synced: Vec::new(),
+            last_at: None,
+            streams: Vec::new(),
+        }
+    }
+
+    /// The synchronisation flag aggregated over this object's sinks.
+    pub fn aggregate_sync(&self, now: Instant) -> DataSynchronized {
+        if self.synced.is_empty() {
+            DataSynchronized::LastAt(self.last_at.unwrap_or(now))
+        } else {
+            DataSynchronized::Now
+        }
+    }
+
+    pub fn is_unreferenced(&self) -> bool {
+        self.observers.is_empty() && self.exposers.is_empty() && self.handles == 0
+    }
+}
+
+pub(crate) struct TagRec {
+    pub descriptor: TagDescriptor,
+    /// Every object record carrying this tag (live or not). Tags never pin objects.
+    pub objects: HashSet<ObjectId>,
+    pub observers: Vec<ContractId>,
+    pub exposers: Vec<ContractId>,
+}
+
+impl TagRec {
+    pub fn is_unreferenced(&self) -> bool {
+        self.objects.is_empty() && self.observers.is_empty() && self.exposers.is_empty()
+    }
+}
+
+/// The four kinds of contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContractKind {
+    /// Observe one object: emits one state stream.
+    ObjectObserve,
+    /// Offer to expose one object: emits a sink while elected.
+    ObjectExpose,
+    /// Observe every live object with a tag: one stream per object.
+    TagObserve,
+    /// Offer to expose every object with a tag: one sink per object it is elected for.
+    TagExpose,
+}
+
+impl ContractKind {
+    /// `true` for the two observe kinds.
+    pub fn observes(self) -> bool {
+        matches!(self, ContractKind::ObjectObserve | ContractKind::TagObserve)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Object(ObjectId),
+    Tag(TagId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HandleRef {
+    Stream(StreamId),
+    Sink(SinkId),
+}
+
+pub(crate) struct ContractRec {
+    pub kind: ContractKind,
+    pub target: Target,
+    pub capacity: u32,
+    /// Emitted handles not yet taken, oldest first. Entries whose record is gone are skipped
+    /// when taken and swept out once they outnumber the live ones.
+    pub queue: VecDeque<HandleRef>,
+    pub queue_dead: usize,
+    /// The one handle per object this contract currently owes its user (queued or held).
+    pub current: HashMap<ObjectId, HandleRef>,
+    pub interest: bool,
+}
+
+pub(crate) struct StreamRec {
+    pub object: ObjectId,
+    /// `None` once the stream stopped being its contract's current stream.
+    pub contract: Option<ContractId>,
+    pub closed: bool,
+    pub taken: bool,
+    pub last_version: Option<DataVersion>,
+    pub last_sync: DataSynchronized,
+    pub interest: bool,
+}
+
+pub(crate) struct SinkRec {
+    pub object: ObjectId,
+    pub contract: Option<ContractId>,
+    pub closed: bool,
+    pub taken: bool,
+    pub params_yielded: bool,
+    pub interest: bool,
+}

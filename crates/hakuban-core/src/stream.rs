@@ -1,0 +1,66 @@
+//! [`ObjectStateStream`]: the latest-state stream an observe contract hands out.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+
+use crate::descriptor::ObjectDescriptor;
+use crate::engine::{StreamId, StreamPoll, Waitable};
+use crate::exchange::Shared;
+use crate::state::{DataBytes, ObjectState};
+
+/// The states of one object, latest first-class: each item is the object's current state when
+/// polled, so a slow reader skips intermediate versions instead of queueing them.
+///
+/// Yields whenever the version or the synchronisation flag differs from what it yielded last (a
+/// change of the flag alone yields the same data again). Pending while no state exists. Ends
+/// (`None`) when closed: its contract was dropped, or (tag observers) the object stopped being
+/// live here. Closing wins over a state not yet yielded. Dropping the stream while its contract
+/// still observes makes the contract emit a fresh stream, which starts with the current state.
+pub struct ObjectStateStream {
+    shared: Arc<Shared>,
+    id: StreamId,
+    descriptor: ObjectDescriptor,
+}
+
+impl ObjectStateStream {
+    pub(crate) fn new(shared: Arc<Shared>, id: StreamId, descriptor: ObjectDescriptor) -> Self {
+        ObjectStateStream { shared, id, descriptor }
+    }
+
+    /// The object this stream reports.
+    pub fn descriptor(&self) -> &ObjectDescriptor {
+        &self.descriptor
+    }
+}
+
+impl Stream for ObjectStateStream {
+    type Item = ObjectState<DataBytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let id = self.id;
+        let polled = self.shared.poll(Waitable::Stream(id), cx, |engine| match engine.poll_stream(id) {
+            StreamPoll::Ready(state) => Poll::Ready(Some(state)),
+            StreamPoll::Closed => Poll::Ready(None),
+            StreamPoll::Pending => Poll::Pending,
+        });
+        // The copy of version and format happens here, outside the exchange's lock.
+        polled.map(|state| state.map(Arc::unwrap_or_clone))
+    }
+}
+
+impl Drop for ObjectStateStream {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.shared.release(Waitable::Stream(id), |engine, now| engine.drop_stream(id, now));
+    }
+}
+
+impl fmt::Debug for ObjectStateStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectStateStream:{}", self.descriptor)
+    }
+}

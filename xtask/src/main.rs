@@ -1,0 +1,87 @@
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! * `ci`: format check, clippy with `-D warnings`, every test, the dependency check.
+//! * `test`: every test of the workspace (unit, integration, doc).
+//! * `deps`: checks that hakuban-core's normal dependencies contain no runtime or socket crate.
+//! * `bench [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that exist.
+
+use std::process::{Command, ExitCode};
+
+/// Crates hakuban-core must never depend on (normal dependencies): it is runtime-free.
+const FORBIDDEN_CORE_DEPENDENCIES: &[&str] = &["tokio", "async-tungstenite", "tungstenite", "mio"];
+
+/// Benchmark scenarios implemented so far, as (id, package, bench target).
+const BENCHES: &[(&str, &str, &str)] = &[("S1", "hakuban-core", "s1_local_fanout")];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => test(),
+        Some("deps") => deps(),
+        Some("bench") => bench(&args[1..]),
+        _ => Err("usage: cargo xtask <ci | test | deps | bench [SCENARIO...]>".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(env!("CARGO")).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed ({status})", args.join(" "))) }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    deps()?;
+    test()
+}
+
+fn test() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--all-targets"])?;
+    cargo(&["test", "--workspace", "--doc"])
+}
+
+fn deps() -> Result<(), String> {
+    let output = Command::new(env!("CARGO"))
+        .args(["tree", "-p", "hakuban-core", "-e", "normal", "--prefix", "none"])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| FORBIDDEN_CORE_DEPENDENCIES.contains(name))
+        .collect();
+    if found.is_empty() {
+        eprintln!("xtask: hakuban-core depends on no runtime or socket crate");
+        Ok(())
+    } else {
+        Err(format!("hakuban-core must stay runtime-free, but depends on {found:?}"))
+    }
+}
+
+fn bench(selected: &[String]) -> Result<(), String> {
+    let wanted = |id: &str| selected.is_empty() || selected.iter().any(|s| s.eq_ignore_ascii_case(id));
+    let mut ran = 0;
+    for (id, package, target) in BENCHES {
+        if wanted(id) {
+            cargo(&["bench", "-p", package, "--bench", target])?;
+            ran += 1;
+        }
+    }
+    if ran == 0 {
+        return Err(format!("no implemented scenario among {selected:?}; implemented: S1"));
+    }
+    Ok(())
+}
