@@ -178,24 +178,38 @@ pub trait JsonDeserializeState {
     fn try_json_deserialize<T: DeserializeOwned>(self) -> Result<ObjectState<T>, JsonDeserializeError>;
 }
 
-impl<B: AsRef<[u8]>> JsonDeserializeState for ObjectState<B> {
-    fn json_deserialize<T: DeserializeOwned>(self) -> ObjectState<T> {
-        match self.try_json_deserialize() {
-            Ok(state) => state,
-            Err(error) => panic!("json_deserialize: {error}"),
-        }
+fn try_json_decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    mut format: DataFormat,
+    version: DataVersion,
+    synchronized: DataSynchronized,
+) -> Result<ObjectState<T>, JsonDeserializeError> {
+    if format.last().map(String::as_str) != Some(JSON_FORMAT) {
+        return Err(JsonDeserializeError::WrongFormat(format));
     }
-
-    fn try_json_deserialize<T: DeserializeOwned>(self) -> Result<ObjectState<T>, JsonDeserializeError> {
-        if self.format.last().map(String::as_str) != Some(JSON_FORMAT) {
-            return Err(JsonDeserializeError::WrongFormat(self.format));
-        }
-        let data = serde_json::from_slice(self.data.as_ref())?;
-        let mut format = self.format;
-        format.pop();
-        Ok(ObjectState { data, format, version: self.version, synchronized: self.synchronized })
-    }
+    let data = serde_json::from_slice(bytes)?;
+    format.pop();
+    Ok(ObjectState { data, format, version, synchronized })
 }
+
+macro_rules! json_deserialize_for {
+    ($bytes:ty) => {
+        impl JsonDeserializeState for ObjectState<$bytes> {
+            fn json_deserialize<T: DeserializeOwned>(self) -> ObjectState<T> {
+                match self.try_json_deserialize() {
+                    Ok(state) => state,
+                    Err(error) => panic!("json_deserialize: {error}"),
+                }
+            }
+
+            fn try_json_deserialize<T: DeserializeOwned>(self) -> Result<ObjectState<T>, JsonDeserializeError> {
+                try_json_decode(&self.data[..], self.format, self.version, self.synchronized)
+            }
+        }
+    };
+}
+json_deserialize_for!(DataBytes);
+json_deserialize_for!(Vec<u8>);
 
 #[cfg(test)]
 mod tests {

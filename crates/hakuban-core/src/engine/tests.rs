@@ -1,1 +1,349 @@
+//! Engine tests: no async, explicit time, exact outcomes.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::state::DataSynchronized;
+
+fn desc(name: &str) -> ObjectDescriptor {
+    ObjectDescriptor::from((["t"], name))
+}
+
+fn state(version: i64, data: &str) -> ObjectState<DataBytes> {
+    ObjectState::new(Arc::new(data.as_bytes().to_vec())).with_version(vec![version])
+}
+
+fn take_stream(engine: &mut Engine, contract: ContractId) -> StreamId {
+    match engine.take_handle(contract) {
+        Some(TakenHandle::Stream(id, _)) => id,
+        other => panic!("expected a stream, got {other:?}"),
+    }
+}
+
+fn take_sink(engine: &mut Engine, contract: ContractId) -> SinkId {
+    match engine.take_handle(contract) {
+        Some(TakenHandle::Sink(id, _)) => id,
+        other => panic!("expected a sink, got {other:?}"),
+    }
+}
+
+fn ready(engine: &mut Engine, stream: StreamId) -> Arc<ObjectState<DataBytes>> {
+    match engine.poll_stream(stream) {
+        StreamPoll::Ready(state) => state,
+        other => panic!("expected a state, got {other:?}"),
+    }
+}
+
+fn drain(engine: &mut Engine) -> Vec<Waitable> {
+    std::iter::from_fn(|| engine.poll_event()).collect()
+}
+
+#[test]
+fn observe_contract_queues_a_stream_at_once_without_state() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let stream = take_stream(&mut engine, observe);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    assert!(engine.take_handle(observe).is_none(), "one stream per contract at a time");
+}
+
+#[test]
+fn expose_contract_gets_a_sink_only_while_observed() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    assert!(engine.take_handle(expose).is_none());
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    assert_eq!(drain(&mut engine), vec![Waitable::Contract(expose)], "the waiting contract is woken");
+    let sink = take_sink(&mut engine, expose);
+    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Ready);
+    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Pending);
+    engine.drop_contract(observe, now);
+    assert_eq!(drain(&mut engine), vec![Waitable::Sink(sink)]);
+    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Closed);
+    assert!(engine.take_handle(expose).is_none());
+}
+
+#[test]
+fn highest_capacity_wins_ties_go_to_the_earliest_and_the_incumbent_stays() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let low = engine.create_object_expose_contract(desc("a"), 1, now);
+    let high = engine.create_object_expose_contract(desc("a"), 5, now);
+    let tie = engine.create_object_expose_contract(desc("a"), 5, now);
+    engine.create_object_observe_contract(desc("a"), now);
+    assert!(engine.take_handle(low).is_none());
+    assert!(engine.take_handle(tie).is_none());
+    take_sink(&mut engine, high);
+    // A newcomer with more capacity does not displace the incumbent.
+    let bigger = engine.create_object_expose_contract(desc("a"), 100, now);
+    assert!(engine.take_handle(bigger).is_none());
+    // When the incumbent goes, the best remaining one takes over.
+    engine.drop_contract(high, now);
+    take_sink(&mut engine, bigger);
+    assert!(engine.take_handle(tie).is_none());
+}
+
+#[test]
+fn object_exposers_beat_tag_exposers_but_an_incumbent_tag_exposer_stays() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 10, now);
+    let object_expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    engine.create_object_observe_contract(desc("a"), now);
+    take_sink(&mut engine, object_expose);
+    assert!(engine.take_handle(tag_expose).is_none());
+
+    engine.create_object_observe_contract(desc("b"), now);
+    take_sink(&mut engine, tag_expose);
+    let object_expose_b = engine.create_object_expose_contract(desc("b"), 1, now);
+    assert!(engine.take_handle(object_expose_b).is_none(), "incumbent tag exposer keeps b");
+}
+
+#[test]
+fn versions_only_move_forward_and_streams_skip_to_the_latest() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let stream = take_stream(&mut engine, observe);
+    let sink = take_sink(&mut engine, expose);
+    for version in 1..=5 {
+        engine.sink_send(sink, state(version, "x"), now);
+    }
+    assert_eq!(ready(&mut engine, stream).version, vec![5], "intermediate versions are skipped");
+    engine.sink_send(sink, state(3, "old"), now);
+    engine.sink_send(sink, state(5, "same"), now);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    engine.sink_send(sink, state(6, "new").with_version(vec![5, 0]), now);
+    let latest = ready(&mut engine, stream);
+    assert_eq!((latest.version.clone(), latest.data.as_slice()), (vec![5, 0], &b"new"[..]));
+}
+
+#[test]
+fn events_name_only_handles_that_were_found_pending() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let stream = take_stream(&mut engine, observe);
+    let sink = take_sink(&mut engine, expose);
+    drain(&mut engine);
+    engine.sink_send(sink, state(1, "x"), now);
+    assert!(drain(&mut engine).is_empty(), "nobody polled the stream yet");
+    ready(&mut engine, stream);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    engine.sink_send(sink, state(2, "x"), now);
+    engine.sink_send(sink, state(3, "x"), now);
+    assert_eq!(drain(&mut engine), vec![Waitable::Stream(stream)], "one wake for many updates");
+}
+
+#[test]
+fn synchronisation_aggregates_over_sinks() {
+    let mut engine = Engine::new();
+    let t0 = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), t0);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, t0);
+    let stream = take_stream(&mut engine, observe);
+    let sink = take_sink(&mut engine, expose);
+
+    let stale_at = t0 + Duration::from_millis(5);
+    engine.sink_send(sink, state(1, "x").with_synchronized(DataSynchronized::LastAt(stale_at)), t0);
+    assert_eq!(ready(&mut engine, stream).synchronized, DataSynchronized::LastAt(stale_at));
+
+    engine.sink_send(sink, state(1, "x"), t0);
+    let now_again = ready(&mut engine, stream);
+    assert_eq!((now_again.version.clone(), now_again.synchronized), (vec![1], DataSynchronized::Now));
+
+    let t1 = t0 + Duration::from_millis(10);
+    engine.drop_sink(sink, t1);
+    let stale = ready(&mut engine, stream);
+    assert_eq!((stale.version.clone(), stale.synchronized), (vec![1], DataSynchronized::LastAt(t1)));
+
+    // The contract is still elected, so a new sink was queued; publishing through it revives Now.
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(1, "x"), t1);
+    assert_eq!(ready(&mut engine, stream).synchronized, DataSynchronized::Now);
+}
+
+#[test]
+fn stale_data_nobody_needs_is_dropped() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(1, "x"), now);
+    engine.drop_sink(sink, now);
+    engine.drop_contract(observe, now);
+    assert!(engine.snapshot(now).objects[0].data_state.is_none());
+
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let stream = take_stream(&mut engine, observe);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending), "no stale v1 after re-observing");
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(2, "y"), now);
+    assert_eq!(ready(&mut engine, stream).version, vec![2]);
+}
+
+#[test]
+fn a_synchronised_state_survives_without_observers() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(1, "x"), now);
+    engine.drop_contract(observe, now);
+    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Closed);
+    let snapshot = engine.snapshot(now);
+    assert_eq!(snapshot.objects[0].data_state.as_ref().map(|d| d.version.clone()), Some(vec![1]));
+}
+
+#[test]
+fn closed_sinks_keep_applying_and_re_election_emits_a_new_sink() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let old_sink = take_sink(&mut engine, expose);
+    engine.drop_contract(observe, now);
+    assert_eq!(engine.poll_sink_params(old_sink), SinkPoll::Closed);
+
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let stream = take_stream(&mut engine, observe);
+    let new_sink = take_sink(&mut engine, expose);
+    assert_ne!(new_sink, old_sink);
+    engine.sink_send(old_sink, state(3, "via closed sink"), now);
+    assert_eq!(ready(&mut engine, stream).data.as_slice(), b"via closed sink");
+}
+
+#[test]
+fn a_sink_closed_while_queued_is_never_handed_out() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    engine.drop_contract(observe, now);
+    assert!(engine.take_handle(expose).is_none());
+    assert_eq!(engine.counts().sinks, 0);
+}
+
+#[test]
+fn dropping_a_stream_re_emits_one_with_the_current_state() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let stream = take_stream(&mut engine, observe);
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(1, "x"), now);
+    ready(&mut engine, stream);
+    engine.drop_stream(stream, now);
+    let again = take_stream(&mut engine, observe);
+    assert_eq!(ready(&mut engine, again).version, vec![1]);
+}
+
+#[test]
+fn dropping_the_contract_closes_its_held_stream() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_object_observe_contract(desc("a"), now);
+    let stream = take_stream(&mut engine, observe);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    engine.drop_contract(observe, now);
+    assert_eq!(drain(&mut engine), vec![Waitable::Stream(stream)]);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Closed));
+    engine.drop_stream(stream, now);
+    assert!(engine.is_empty());
+}
+
+#[test]
+fn tag_observers_follow_live_objects() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let tag_observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
+    assert!(engine.take_handle(tag_observe).is_none(), "tag contracts alone make nothing live");
+    let expose = engine.create_object_expose_contract(desc("a"), 1, now);
+    let stream = take_stream(&mut engine, tag_observe);
+    let sink = take_sink(&mut engine, expose);
+    engine.sink_send(sink, state(1, "x"), now);
+    assert_eq!(ready(&mut engine, stream).version, vec![1]);
+    engine.drop_sink(sink, now);
+    engine.drop_contract(expose, now);
+    assert!(matches!(engine.poll_stream(stream), StreamPoll::Closed), "object no longer live");
+    engine.drop_stream(stream, now);
+    engine.drop_contract(tag_observe, now);
+    assert!(engine.is_empty());
+}
+
+#[test]
+fn tag_expose_plus_tag_observe_materialises_nothing() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
+    let expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
+    assert!(engine.take_handle(observe).is_none());
+    assert!(engine.take_handle(expose).is_none());
+    assert_eq!(engine.counts().objects, 0);
+}
+
+#[test]
+fn tag_index_grows_and_empties() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
+    let observers: Vec<ContractId> =
+        (0..50).map(|i| engine.create_object_observe_contract(desc(&format!("o{i}")), now)).collect();
+    let snapshot = engine.snapshot(now);
+    assert_eq!(snapshot.tags.len(), 1);
+    assert_eq!(snapshot.tags[0].objects.len(), 50);
+    let mut sinks = Vec::new();
+    while let Some(TakenHandle::Sink(id, _)) = engine.take_handle(tag_expose) {
+        sinks.push(id);
+    }
+    assert_eq!(sinks.len(), 50, "one sink per observed object");
+    for observer in observers {
+        engine.drop_contract(observer, now);
+    }
+    assert_eq!(engine.counts().objects, 50, "held sinks pin their objects");
+    for sink in sinks {
+        engine.drop_sink(sink, now);
+    }
+    assert_eq!(engine.counts().objects, 0);
+    engine.drop_contract(tag_expose, now);
+    assert!(engine.is_empty());
+}
+
+#[test]
+fn unknown_and_repeated_ids_are_harmless() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    engine.drop_contract(ContractId(42), now);
+    engine.drop_stream(StreamId(42), now);
+    engine.drop_sink(SinkId(42), now);
+    engine.sink_send(SinkId(42), state(1, "x"), now);
+    assert!(matches!(engine.poll_stream(StreamId(42)), StreamPoll::Closed));
+    assert_eq!(engine.poll_sink_params(SinkId(42)), SinkPoll::Closed);
+    assert!(engine.take_handle(ContractId(42)).is_none());
+    assert!(engine.is_empty());
+}
+
+#[test]
+fn a_queue_of_dead_handles_is_swept() {
+    let mut engine = Engine::new();
+    let now = Instant::now();
+    let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
+    for round in 0..10 {
+        let observers: Vec<ContractId> =
+            (0..100).map(|i| engine.create_object_observe_contract(desc(&format!("{round}-{i}")), now)).collect();
+        for observer in observers {
+            engine.drop_contract(observer, now);
+        }
+    }
+    let queued = engine.contracts.get(&tag_expose).map(|c| c.queue.len());
+    assert!(queued.is_some_and(|len| len < 64), "queue kept {queued:?} dead entries");
+    assert_eq!(engine.counts().objects, 0);
+}
