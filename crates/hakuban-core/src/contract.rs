@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::Stream;
 
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{ContractId, TakenHandle, Waitable};
+use crate::engine::{ContractId, TakenHandle};
 use crate::exchange::Shared;
 use crate::sink::ObjectStateSink;
 use crate::stream::ObjectStateStream;
@@ -27,16 +27,16 @@ struct ContractHandle {
 impl ContractHandle {
     fn poll_take(&self, cx: &mut Context<'_>) -> Poll<TakenHandle> {
         let id = self.id;
-        self.shared.poll(Waitable::Contract(id), cx, |engine| match engine.take_handle(id) {
+        match self.shared.run(|engine| engine.take_handle(id, cx.waker())) {
             Some(handle) => Poll::Ready(handle),
             None => Poll::Pending,
-        })
+        }
     }
 
     fn poll_stream(&self, cx: &mut Context<'_>) -> Poll<Option<ObjectStateStream>> {
         match self.poll_take(cx) {
-            Poll::Ready(TakenHandle::Stream(id, descriptor)) => {
-                Poll::Ready(Some(ObjectStateStream::new(self.shared.clone(), id, descriptor)))
+            Poll::Ready(TakenHandle::Stream(id, descriptor, reader)) => {
+                Poll::Ready(Some(ObjectStateStream::new(self.shared.clone(), id, descriptor, reader)))
             }
             // An observe contract only ever queues streams.
             Poll::Ready(TakenHandle::Sink(..)) | Poll::Pending => Poll::Pending,
@@ -56,7 +56,8 @@ impl ContractHandle {
 impl Drop for ContractHandle {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.release(Waitable::Contract(id), |engine, now| engine.drop_contract(id, now));
+        let now = Instant::now();
+        self.shared.run(|engine| engine.drop_contract(id, now));
     }
 }
 

@@ -1,100 +1,43 @@
 //! The [`Exchange`] facade: the engine behind one mutex, plus the wakers of whoever waits on it.
 //!
-//! Every operation locks, calls the engine, drains its events into a list of wakers, unlocks and
-//! only then wakes them: no user code and no waking ever runs under the lock.
+//! Every operation locks, calls the engine, drains the wakers it produced, unlocks and only then
+//! wakes them: no user code and no waking ever runs under the lock. Streams read states without
+//! the lock (see [`StreamReader`](crate::engine::StreamReader)).
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::contract::{
     ObjectExposeContractBuilder, ObjectObserveContractBuilder, TagExposeContractBuilder, TagObserveContractBuilder,
 };
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{Engine, EngineCounts, Waitable};
+use crate::engine::{Engine, EngineCounts};
 use crate::snapshot::ExchangeSnapshot;
-
-struct Core {
-    engine: Engine,
-    wakers: HashMap<Waitable, Waker>,
-}
-
-impl Core {
-    fn drain(&mut self, woken: &mut Vec<Waker>) {
-        while let Some(waitable) = self.engine.poll_event() {
-            if let Some(waker) = self.wakers.remove(&waitable) {
-                woken.push(waker);
-            }
-        }
-    }
-}
 
 /// The state shared by an exchange and every handle it gave out.
 pub(crate) struct Shared {
-    core: Mutex<Core>,
+    engine: Mutex<Engine>,
 }
 
 impl Shared {
-    /// Runs one engine input, then wakes whoever it made ready.
+    /// Runs one engine input, then (after unlocking) wakes whoever it made ready.
     pub(crate) fn run<R>(&self, input: impl FnOnce(&mut Engine) -> R) -> R {
-        let mut woken = Vec::new();
+        // Most inputs wake a handful of tasks at most: keep them on the stack.
+        let mut woken: SmallVec<[Waker; 8]> = SmallVec::new();
         let result = {
-            let mut core = self.core.lock();
-            let result = input(&mut core.engine);
-            core.drain(&mut woken);
-            result
-        };
-        woken.into_iter().for_each(Waker::wake);
-        result
-    }
-
-    /// Polls the engine on behalf of `waitable`; if the answer is pending, remembers the waker.
-    pub(crate) fn poll<R>(
-        &self,
-        waitable: Waitable,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut Engine) -> Poll<R>,
-    ) -> Poll<R> {
-        let mut woken = Vec::new();
-        let result = {
-            let mut core = self.core.lock();
-            let result = poll(&mut core.engine);
-            if result.is_pending() {
-                match core.wakers.entry(waitable) {
-                    Entry::Occupied(mut entry) => {
-                        if !entry.get().will_wake(cx.waker()) {
-                            entry.insert(cx.waker().clone());
-                        }
-                    }
-                    Entry::Vacant(entry) => {
-                        entry.insert(cx.waker().clone());
-                    }
-                }
+            let mut engine = self.engine.lock();
+            let result = input(&mut engine);
+            while let Some(waker) = engine.poll_wake() {
+                woken.push(waker);
             }
-            core.drain(&mut woken);
             result
         };
         woken.into_iter().for_each(Waker::wake);
         result
-    }
-
-    /// Runs the input that drops `waitable`'s handle and forgets its waker.
-    pub(crate) fn release(&self, waitable: Waitable, input: impl FnOnce(&mut Engine, Instant)) {
-        let now = Instant::now();
-        let mut woken = Vec::new();
-        let stale_waker = {
-            let mut core = self.core.lock();
-            input(&mut core.engine, now);
-            core.drain(&mut woken);
-            core.wakers.remove(&waitable)
-        };
-        // Dropped outside the lock: a waker's drop is executor code.
-        drop(stale_waker);
-        woken.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -128,9 +71,7 @@ impl std::fmt::Debug for Exchange {
 impl Exchange {
     /// A new, empty, unconnected exchange.
     pub fn new() -> Self {
-        Exchange {
-            shared: Arc::new(Shared { core: Mutex::new(Core { engine: Engine::new(), wakers: HashMap::new() }) }),
-        }
+        Exchange { shared: Arc::new(Shared { engine: Mutex::new(Engine::new()) }) }
     }
 
     /// Starts declaring interest in observing one object.
@@ -162,11 +103,5 @@ impl Exchange {
     /// How many records the engine holds (all zero once every handle is dropped).
     pub fn counts(&self) -> EngineCounts {
         self.shared.run(|engine| engine.counts())
-    }
-
-    /// Number of wakers remembered for pending handles (for leak tests).
-    #[doc(hidden)]
-    pub fn pending_waker_count(&self) -> usize {
-        self.shared.core.lock().wakers.len()
     }
 }

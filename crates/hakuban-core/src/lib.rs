@@ -89,4 +89,4 @@ pub use state::{
     JsonSerializeError, JsonSerializeState, ObjectState,
 };
 pub use stream::ObjectStateStream;
-pub use stream_ext::HakubanStreamExt;
+pub use stream_ext::{HakubanStreamExt, Lent};

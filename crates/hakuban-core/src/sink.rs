@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::{Sink, Stream};
 
 use crate::descriptor::ObjectDescriptor;
-use crate::engine::{SinkId, SinkPoll, Waitable};
+use crate::engine::{SinkId, SinkPoll};
 use crate::exchange::Shared;
 use crate::state::{DataBytes, ObjectState};
 
@@ -86,18 +86,19 @@ impl Stream for ObjectStateSink {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ObjectStateSinkParams>> {
         let id = self.id;
-        self.shared.poll(Waitable::Sink(id), cx, |engine| match engine.poll_sink_params(id) {
+        match self.shared.run(|engine| engine.poll_sink_params(id, cx.waker())) {
             SinkPoll::Ready => Poll::Ready(Some(ObjectStateSinkParams::default())),
             SinkPoll::Closed => Poll::Ready(None),
             SinkPoll::Pending => Poll::Pending,
-        })
+        }
     }
 }
 
 impl Drop for ObjectStateSink {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.release(Waitable::Sink(id), |engine, now| engine.drop_sink(id, now));
+        let now = Instant::now();
+        self.shared.run(|engine| engine.drop_sink(id, now));
     }
 }
 

@@ -4,11 +4,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures::Stream;
 
 use crate::descriptor::ObjectDescriptor;
-use crate::engine::{StreamId, StreamPoll, Waitable};
+use crate::engine::{StreamId, StreamPoll, StreamReader};
 use crate::exchange::Shared;
 use crate::state::{DataBytes, ObjectState};
 
@@ -24,11 +25,12 @@ pub struct ObjectStateStream {
     shared: Arc<Shared>,
     id: StreamId,
     descriptor: ObjectDescriptor,
+    reader: StreamReader,
 }
 
 impl ObjectStateStream {
-    pub(crate) fn new(shared: Arc<Shared>, id: StreamId, descriptor: ObjectDescriptor) -> Self {
-        ObjectStateStream { shared, id, descriptor }
+    pub(crate) fn new(shared: Arc<Shared>, id: StreamId, descriptor: ObjectDescriptor, reader: StreamReader) -> Self {
+        ObjectStateStream { shared, id, descriptor, reader }
     }
 
     /// The object this stream reports.
@@ -40,22 +42,21 @@ impl ObjectStateStream {
 impl Stream for ObjectStateStream {
     type Item = ObjectState<DataBytes>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let id = self.id;
-        let polled = self.shared.poll(Waitable::Stream(id), cx, |engine| match engine.poll_stream(id) {
-            StreamPoll::Ready(state) => Poll::Ready(Some(state)),
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // No engine lock here: the reader looks at the object's published state.
+        match self.reader.poll(cx.waker()) {
+            StreamPoll::Ready(state) => Poll::Ready(Some(Arc::unwrap_or_clone(state))),
             StreamPoll::Closed => Poll::Ready(None),
             StreamPoll::Pending => Poll::Pending,
-        });
-        // The copy of version and format happens here, outside the exchange's lock.
-        polled.map(|state| state.map(Arc::unwrap_or_clone))
+        }
     }
 }
 
 impl Drop for ObjectStateStream {
     fn drop(&mut self) {
         let id = self.id;
-        self.shared.release(Waitable::Stream(id), |engine, now| engine.drop_stream(id, now));
+        let now = Instant::now();
+        self.shared.run(|engine| engine.drop_stream(id, now));
     }
 }
 

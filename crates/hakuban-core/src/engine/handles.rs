@@ -1,11 +1,12 @@
 //! Streams and sinks: emitting them into contract queues, handing them out, closing and
 //! forgetting them. Which contract deserves a handle is decided elsewhere (object.rs, election.rs).
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::reader::{StreamCell, StreamReader};
 use super::records::{Exposer, HandleRef, SinkRec, StreamRec, Target};
-use super::{ContractId, Engine, ObjectId, SinkId, StreamId, TakenHandle, Waitable, next};
-use crate::state::DataSynchronized;
+use super::{ContractId, Engine, ObjectId, SinkId, StreamId, TakenHandle, next};
 
 /// Sweep a contract's queue of dead entries once they are this many and outnumber live ones.
 const QUEUE_SWEEP_MIN: usize = 32;
@@ -19,25 +20,14 @@ impl Engine {
         }
         let Some(object_rec) = self.objects.get_mut(&object) else { return };
         let id = StreamId(next(&mut self.ids.stream));
+        let cell = Arc::new(StreamCell::new(object_rec.cell.clone()));
         object_rec.handles += 1;
-        object_rec.streams.push(id);
-        self.streams.insert(
-            id,
-            StreamRec {
-                object,
-                contract: Some(contract),
-                closed: false,
-                taken: false,
-                last_version: None,
-                last_sync: DataSynchronized::Now,
-                interest: false,
-            },
-        );
+        object_rec.streams.push((id, cell.clone()));
+        self.streams.insert(id, StreamRec { object, contract: Some(contract), closed: false, taken: false, cell });
         rec.current.insert(object, HandleRef::Stream(id));
         rec.queue.push_back(HandleRef::Stream(id));
-        if std::mem::take(&mut rec.interest) {
-            self.wake(Waitable::Contract(contract));
-        }
+        let waker = rec.waker.take();
+        self.wake(waker);
     }
 
     /// Queues a sink of `object` for expose contract `contract`, unless it already owes an open one.
@@ -57,14 +47,13 @@ impl Engine {
                 closed: false,
                 taken: false,
                 params_yielded: false,
-                interest: false,
+                waker: None,
             },
         );
         rec.current.insert(object, HandleRef::Sink(id));
         rec.queue.push_back(HandleRef::Sink(id));
-        if std::mem::take(&mut rec.interest) {
-            self.wake(Waitable::Contract(contract));
-        }
+        let waker = rec.waker.take();
+        self.wake(waker);
     }
 
     /// After the user dropped a stream: queue a new one if the contract still observes the object.
@@ -93,33 +82,28 @@ impl Engine {
     pub(super) fn take_queued(&mut self, contract: ContractId) -> Option<TakenHandle> {
         let rec = self.contracts.get_mut(&contract)?;
         while let Some(handle) = rec.queue.pop_front() {
-            let object = match handle {
+            let taken = match handle {
                 HandleRef::Stream(id) => match self.streams.get_mut(&id) {
                     Some(stream) if !stream.closed && !stream.taken => {
                         stream.taken = true;
-                        stream.object
+                        let descriptor = self.objects.get(&stream.object).map(|o| o.descriptor.clone());
+                        descriptor.map(|d| TakenHandle::Stream(id, d, StreamReader::new(stream.cell.clone())))
                     }
-                    _ => {
-                        rec.queue_dead = rec.queue_dead.saturating_sub(1);
-                        continue;
-                    }
+                    _ => None,
                 },
                 HandleRef::Sink(id) => match self.sinks.get_mut(&id) {
                     Some(sink) if !sink.closed && !sink.taken => {
                         sink.taken = true;
-                        sink.object
+                        let descriptor = self.objects.get(&sink.object).map(|o| o.descriptor.clone());
+                        descriptor.map(|d| TakenHandle::Sink(id, d))
                     }
-                    _ => {
-                        rec.queue_dead = rec.queue_dead.saturating_sub(1);
-                        continue;
-                    }
+                    _ => None,
                 },
             };
-            let descriptor = self.objects.get(&object)?.descriptor.clone();
-            return Some(match handle {
-                HandleRef::Stream(id) => TakenHandle::Stream(id, descriptor),
-                HandleRef::Sink(id) => TakenHandle::Sink(id, descriptor),
-            });
+            if taken.is_some() {
+                return taken;
+            }
+            rec.queue_dead = rec.queue_dead.saturating_sub(1);
         }
         None
     }
@@ -147,14 +131,12 @@ impl Engine {
         }
         stream.closed = true;
         let (object, contract) = (stream.object, stream.contract.take());
-        let notify = std::mem::take(&mut stream.interest);
+        let waker = stream.cell.close();
         self.unlink_current(contract, object, HandleRef::Stream(id));
         if let Some(rec) = self.objects.get_mut(&object) {
-            rec.streams.retain(|s| *s != id);
+            rec.streams.retain(|(s, _)| *s != id);
         }
-        if notify {
-            self.wake(Waitable::Stream(id));
-        }
+        self.wake(waker);
     }
 
     pub(super) fn close_sink(&mut self, id: SinkId, now: Instant) {
@@ -171,18 +153,16 @@ impl Engine {
         }
         sink.closed = true;
         let (object, contract) = (sink.object, sink.contract.take());
-        let notify = std::mem::take(&mut sink.interest);
+        let waker = sink.waker.take();
         self.unlink_current(contract, object, HandleRef::Sink(id));
-        if notify {
-            self.wake(Waitable::Sink(id));
-        }
+        self.wake(waker);
     }
 
     /// Bookkeeping for a stream record that was just removed from the map.
     pub(super) fn forget_stream(&mut self, id: StreamId, stream: &StreamRec) {
         self.unlink_current(stream.contract, stream.object, HandleRef::Stream(id));
         if let Some(rec) = self.objects.get_mut(&stream.object) {
-            rec.streams.retain(|s| *s != id);
+            rec.streams.retain(|(s, _)| *s != id);
             rec.handles = rec.handles.saturating_sub(1);
         }
         self.gc_objects.push(stream.object);

@@ -8,46 +8,55 @@
 //!
 //! # The rule
 //!
-//! Every input is a method call (`create_*_contract`, `drop_*`, `take_handle`, `sink_send`, the
-//! `poll_*` methods). **After any input, drain [`Engine::poll_event`] until it returns `None`.**
-//! Each event names a contract, stream or sink that earlier answered "pending" and may now make
-//! progress: poll it again. Events are only produced for things that were polled and found pending,
-//! so a busy object does not flood a caller that is not waiting. Draining when nothing happened is
-//! harmless.
+//! Every input is a method call (`create_*_contract`, `drop_*`, `take_handle`, `sink_send`,
+//! `poll_sink_params`). **After any input, drain [`Engine::poll_wake`] until it returns `None`, and
+//! wake each waker it gives, preferably after releasing whatever lock guards the engine.** Wakers
+//! come from callers that polled and found nothing (a contract with no handle, a sink still open,
+//! a stream with no new state), so a busy object wakes each waiting reader once per wait, not
+//! once per update. Draining when nothing happened is harmless.
+//!
+//! Streams are read without the engine: [`Engine::take_handle`] hands out a [`StreamReader`] that
+//! polls the object's published state directly, so observers never contend for the engine.
 //!
 //! ```
 //! use std::time::Instant;
+//! use futures::task::noop_waker;
 //! use hakuban_core::engine::{Engine, StreamPoll, TakenHandle};
 //! use hakuban_core::{ObjectDescriptor, ObjectState};
 //!
 //! let mut engine = Engine::new();
+//! let waker = noop_waker();
 //! let now = Instant::now();
 //! let desc = ObjectDescriptor::from((["some-tag"], "xxx"));
 //! let observe = engine.create_object_observe_contract(desc.clone(), now);
 //! let expose = engine.create_object_expose_contract(desc, 1, now);
-//! let Some(TakenHandle::Stream(stream, _)) = engine.take_handle(observe) else { panic!() };
-//! let Some(TakenHandle::Sink(sink, _)) = engine.take_handle(expose) else { panic!() };
-//! assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+//! let Some(TakenHandle::Stream(_id, _, mut reader)) = engine.take_handle(observe, &waker) else { panic!() };
+//! let Some(TakenHandle::Sink(sink, _)) = engine.take_handle(expose, &waker) else { panic!() };
+//! assert!(matches!(reader.poll(&waker), StreamPoll::Pending));
 //! engine.sink_send(sink, ObjectState::new(std::sync::Arc::new(b"hi".to_vec())), now);
-//! while let Some(_ready) = engine.poll_event() { /* wake whoever waits on it */ }
-//! let StreamPoll::Ready(state) = engine.poll_stream(stream) else { panic!() };
+//! while let Some(waker) = engine.poll_wake() {
+//!     waker.wake();
+//! }
+//! let StreamPoll::Ready(state) = reader.poll(&waker) else { panic!() };
 //! assert_eq!(state.data.as_slice(), b"hi");
 //! ```
 
 mod election;
 mod handles;
 mod object;
+mod reader;
 mod records;
 mod snapshot;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use hashbrown::HashMap;
 
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
+pub use reader::{StreamPoll, StreamReader};
 pub use records::ContractKind;
 use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};
 
@@ -79,35 +88,13 @@ id_type!(
     SinkId
 );
 
-/// Something a caller can wait on; returned by [`Engine::poll_event`] when it may make progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Waitable {
-    /// A contract may have a handle to take ([`Engine::take_handle`]).
-    Contract(ContractId),
-    /// A stream may have a newer state or have closed ([`Engine::poll_stream`]).
-    Stream(StreamId),
-    /// A sink may have closed ([`Engine::poll_sink_params`]).
-    Sink(SinkId),
-}
-
 /// A handle taken out of a contract's queue, with its object's descriptor.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum TakenHandle {
-    /// From an observe contract.
-    Stream(StreamId, ObjectDescriptor),
+    /// From an observe contract, with the reader that polls its states.
+    Stream(StreamId, ObjectDescriptor, StreamReader),
     /// From an expose contract.
     Sink(SinkId, ObjectDescriptor),
-}
-
-/// What [`Engine::poll_stream`] found.
-#[derive(Clone, Debug)]
-pub enum StreamPoll {
-    /// A state this stream has not yielded yet (a newer version or a changed sync flag).
-    Ready(Arc<ObjectState<DataBytes>>),
-    /// Nothing new; an event will name this stream when there is.
-    Pending,
-    /// The stream is closed (or unknown): it will never yield again.
-    Closed,
 }
 
 /// What [`Engine::poll_sink_params`] found.
@@ -115,7 +102,7 @@ pub enum StreamPoll {
 pub enum SinkPoll {
     /// The sink may produce (yielded once per sink).
     Ready,
-    /// Still open; an event will name this sink when it closes.
+    /// Still open; the waker passed in will be woken when it closes.
     Pending,
     /// The sink was revoked (or is unknown): stop producing and drop it.
     Closed,
@@ -161,7 +148,9 @@ pub struct Engine {
     contracts: HashMap<ContractId, ContractRec>,
     streams: HashMap<StreamId, StreamRec>,
     sinks: HashMap<SinkId, SinkRec>,
-    events: VecDeque<Waitable>,
+    woken: Vec<Waker>,
+    /// Reused buffer for an object's waiting readers.
+    scratch_readers: Vec<std::sync::Arc<reader::StreamCell>>,
     /// Objects and tags that may have lost their last holder during the current input.
     gc_objects: Vec<ObjectId>,
     ids: Sequences,
@@ -268,38 +257,16 @@ impl Engine {
         self.finish_input();
     }
 
-    /// Takes the oldest handle the contract has emitted, or `None` (and an event later) if there
-    /// is none. A contract never ends by itself.
-    pub fn take_handle(&mut self, id: ContractId) -> Option<TakenHandle> {
+    /// Takes the oldest handle the contract has emitted, or `None` after registering `waker`
+    /// to be woken when there is one. A contract never ends by itself.
+    pub fn take_handle(&mut self, id: ContractId, waker: &Waker) -> Option<TakenHandle> {
         let taken = self.take_queued(id);
         if taken.is_none()
             && let Some(contract) = self.contracts.get_mut(&id)
         {
-            contract.interest = true;
+            register(&mut contract.waker, waker);
         }
         taken
-    }
-
-    /// The stream's next state, if it has one it has not yielded.
-    pub fn poll_stream(&mut self, id: StreamId) -> StreamPoll {
-        let Some(stream) = self.streams.get_mut(&id) else { return StreamPoll::Closed };
-        if stream.closed {
-            return StreamPoll::Closed;
-        }
-        let Some(object) = self.objects.get(&stream.object) else { return StreamPoll::Closed };
-        if let Some(state) = &object.state {
-            let seen = stream.last_version.as_ref() == Some(&state.version) && stream.last_sync == state.synchronized;
-            if !seen {
-                match &mut stream.last_version {
-                    Some(version) => version.clone_from(&state.version),
-                    None => stream.last_version = Some(state.version.clone()),
-                }
-                stream.last_sync = state.synchronized;
-                return StreamPoll::Ready(state.clone());
-            }
-        }
-        stream.interest = true;
-        StreamPoll::Pending
     }
 
     /// Drops a stream handle. If its contract still wants a stream for the object, a fresh one
@@ -314,8 +281,9 @@ impl Engine {
         self.finish_input();
     }
 
-    /// Whether the sink may produce: `Ready` once, then `Pending` until it is revoked.
-    pub fn poll_sink_params(&mut self, id: SinkId) -> SinkPoll {
+    /// Whether the sink may produce: `Ready` once, then `Pending` (registering `waker`) until it
+    /// is revoked.
+    pub fn poll_sink_params(&mut self, id: SinkId, waker: &Waker) -> SinkPoll {
         let Some(sink) = self.sinks.get_mut(&id) else { return SinkPoll::Closed };
         if sink.closed {
             SinkPoll::Closed
@@ -323,7 +291,7 @@ impl Engine {
             sink.params_yielded = true;
             SinkPoll::Ready
         } else {
-            sink.interest = true;
+            register(&mut sink.waker, waker);
             SinkPoll::Pending
         }
     }
@@ -347,9 +315,9 @@ impl Engine {
         self.finish_input();
     }
 
-    /// The next waitable that may make progress, or `None` once drained. See the module docs.
-    pub fn poll_event(&mut self) -> Option<Waitable> {
-        self.events.pop_front()
+    /// The next waker to wake, or `None` once drained. See the module docs.
+    pub fn poll_wake(&mut self) -> Option<Waker> {
+        self.woken.pop()
     }
 
     /// Numbers of records held.
@@ -379,7 +347,7 @@ impl Engine {
                 queue: VecDeque::new(),
                 queue_dead: 0,
                 current: HashMap::new(),
-                interest: false,
+                waker: None,
             },
         );
         id
@@ -457,8 +425,16 @@ impl Engine {
         }
     }
 
-    fn wake(&mut self, waitable: Waitable) {
-        self.events.push_back(waitable);
+    fn wake(&mut self, waker: Option<Waker>) {
+        self.woken.extend(waker);
+    }
+}
+
+/// Remembers `waker` in `slot` unless an equivalent one is already there.
+fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Engine, ObjectId, SinkId, Waitable};
+use super::{Engine, ObjectId, SinkId};
 use crate::state::{DataBytes, DataSynchronized, ObjectState};
 
 impl Engine {
@@ -46,7 +46,8 @@ impl Engine {
     /// Every open stream of the object (queued or held) is recorded in `streams`.
     fn close_all_streams(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        for stream in rec.streams.clone() {
+        let streams: Vec<_> = rec.streams.iter().map(|(id, _)| *id).collect();
+        for stream in streams {
             self.close_stream(stream);
         }
     }
@@ -69,12 +70,12 @@ impl Engine {
         }
         let aggregate = rec.aggregate_sync(now);
         if !rec.needed && !aggregate.is_now() {
-            rec.state = None;
+            rec.cell.set(None);
             return;
         }
-        let newer = rec.state.as_ref().is_none_or(|current| state.version > current.version);
+        let newer = rec.state().is_none_or(|current| state.version > current.version);
         if newer {
-            rec.state = Some(Arc::new(ObjectState { synchronized: aggregate, ..state }));
+            rec.cell.set(Some(Arc::new(ObjectState { synchronized: aggregate, ..state })));
             self.notify_streams(object);
         } else {
             self.set_synchronized(object, aggregate);
@@ -97,33 +98,30 @@ impl Engine {
     }
 
     fn set_synchronized(&mut self, object: ObjectId, synchronized: DataSynchronized) {
-        let Some(rec) = self.objects.get_mut(&object) else { return };
-        let Some(current) = &rec.state else { return };
+        let Some(rec) = self.objects.get(&object) else { return };
+        let Some(current) = rec.state() else { return };
         if current.synchronized == synchronized {
             return;
         }
-        rec.state = Some(Arc::new(ObjectState { synchronized, ..(**current).clone() }));
+        rec.cell.set(Some(Arc::new(ObjectState { synchronized, ..(*current).clone() })));
         self.notify_streams(object);
     }
 
     /// SEMANTICS §5.3: an object nobody needs keeps no stale data.
     pub(super) fn drop_stale_state(&mut self, object: ObjectId, now: Instant) {
-        if let Some(rec) = self.objects.get_mut(&object)
+        if let Some(rec) = self.objects.get(&object)
             && !rec.needed
             && !rec.aggregate_sync(now).is_now()
+            && !rec.cell.is_empty()
         {
-            rec.state = None;
+            rec.cell.set(None);
         }
     }
 
+    /// Collects the wakers of the object's streams that wait for a state.
     fn notify_streams(&mut self, object: ObjectId) {
-        let Some(rec) = self.objects.get(&object) else { return };
-        for id in &rec.streams {
-            if let Some(stream) = self.streams.get_mut(id)
-                && std::mem::take(&mut stream.interest)
-            {
-                self.events.push_back(Waitable::Stream(*id));
-            }
+        if let Some(rec) = self.objects.get(&object) {
+            rec.cell.take_wakers(&mut self.scratch_readers, &mut self.woken);
         }
     }
 }

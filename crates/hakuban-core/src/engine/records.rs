@@ -3,13 +3,15 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use hashbrown::{HashMap, HashSet};
 
+use super::reader::{ObjectCell, StreamCell};
 use super::{ContractId, ObjectId, SinkId, StreamId, TagId};
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::state::{DataBytes, DataSynchronized, DataVersion, ObjectState};
+use crate::state::{DataBytes, DataSynchronized, ObjectState};
 
 /// Who produces an object's states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,13 +34,14 @@ pub(crate) struct ObjectRec {
     /// `data_needed`: live and observed, so an exposer must be elected.
     pub needed: bool,
     pub exposer: Option<Exposer>,
-    pub state: Option<Arc<ObjectState<DataBytes>>>,
+    /// The latest accepted state, published for readers.
+    pub cell: Arc<ObjectCell>,
     /// Sinks whose last word was "synchronised now".
     pub synced: Vec<SinkId>,
     /// When the aggregate last fell to "stale", the latest such moment.
     pub last_at: Option<Instant>,
     /// Open (not closed) streams on this object, to be told about new states.
-    pub streams: Vec<StreamId>,
+    pub streams: Vec<(StreamId, Arc<StreamCell>)>,
 }
 
 impl ObjectRec {
@@ -52,7 +55,7 @@ impl ObjectRec {
             live: false,
             needed: false,
             exposer: None,
-            state: None,
+            cell: Arc::default(),
             synced: Vec::new(),
             last_at: None,
             streams: Vec::new(),
@@ -70,6 +73,10 @@ impl ObjectRec {
 
     pub fn is_unreferenced(&self) -> bool {
         self.observers.is_empty() && self.exposers.is_empty() && self.handles == 0
+    }
+
+    pub fn state(&self) -> Option<Arc<ObjectState<DataBytes>>> {
+        self.cell.get()
     }
 }
 
@@ -129,7 +136,8 @@ pub(crate) struct ContractRec {
     pub queue_dead: usize,
     /// The one handle per object this contract currently owes its user (queued or held).
     pub current: HashMap<ObjectId, HandleRef>,
-    pub interest: bool,
+    /// Set while the user waits for a handle.
+    pub waker: Option<Waker>,
 }
 
 pub(crate) struct StreamRec {
@@ -138,9 +146,7 @@ pub(crate) struct StreamRec {
     pub contract: Option<ContractId>,
     pub closed: bool,
     pub taken: bool,
-    pub last_version: Option<DataVersion>,
-    pub last_sync: DataSynchronized,
-    pub interest: bool,
+    pub cell: Arc<StreamCell>,
 }
 
 pub(crate) struct SinkRec {
@@ -149,5 +155,6 @@ pub(crate) struct SinkRec {
     pub closed: bool,
     pub taken: bool,
     pub params_yielded: bool,
-    pub interest: bool,
+    /// Set while the user waits for the sink to close.
+    pub waker: Option<Waker>,
 }

@@ -45,7 +45,7 @@ impl Engine {
             upstream_link: None,
             downstream_links: Vec::new(),
             cumulative_object_exposer_capacity: capacity,
-            data_state: rec.state.as_ref().map(|state| DataStateSnapshot {
+            data_state: rec.state().map(|state| DataStateSnapshot {
                 version: state.version.clone(),
                 format: state.format.clone(),
                 size: state.data.len() as u64,

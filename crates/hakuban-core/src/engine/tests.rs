@@ -1,6 +1,8 @@
 //! Engine tests: no async, explicit time, exact outcomes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -14,29 +16,55 @@ fn state(version: i64, data: &str) -> ObjectState<DataBytes> {
     ObjectState::new(Arc::new(data.as_bytes().to_vec())).with_version(vec![version])
 }
 
-fn take_stream(engine: &mut Engine, contract: ContractId) -> StreamId {
-    match engine.take_handle(contract) {
-        Some(TakenHandle::Stream(id, _)) => id,
+fn noop() -> Waker {
+    futures::task::noop_waker()
+}
+
+/// A waker that counts how often it was woken.
+struct Counter(AtomicUsize);
+
+impl futures::task::ArcWake for Counter {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<Counter>, Waker) {
+    let counter = Arc::new(Counter(AtomicUsize::new(0)));
+    (counter.clone(), futures::task::waker(counter))
+}
+
+fn take_stream(engine: &mut Engine, contract: ContractId) -> (StreamId, StreamReader) {
+    match engine.take_handle(contract, &noop()) {
+        Some(TakenHandle::Stream(id, _, reader)) => (id, reader),
         other => panic!("expected a stream, got {other:?}"),
     }
 }
 
 fn take_sink(engine: &mut Engine, contract: ContractId) -> SinkId {
-    match engine.take_handle(contract) {
+    match engine.take_handle(contract, &noop()) {
         Some(TakenHandle::Sink(id, _)) => id,
         other => panic!("expected a sink, got {other:?}"),
     }
 }
 
-fn ready(engine: &mut Engine, stream: StreamId) -> Arc<ObjectState<DataBytes>> {
-    match engine.poll_stream(stream) {
+fn ready(reader: &mut StreamReader) -> Arc<ObjectState<DataBytes>> {
+    match reader.poll(&noop()) {
         StreamPoll::Ready(state) => state,
         other => panic!("expected a state, got {other:?}"),
     }
 }
 
-fn drain(engine: &mut Engine) -> Vec<Waitable> {
-    std::iter::from_fn(|| engine.poll_event()).collect()
+fn pending(reader: &mut StreamReader) -> bool {
+    matches!(reader.poll(&noop()), StreamPoll::Pending)
+}
+
+fn closed(reader: &mut StreamReader) -> bool {
+    matches!(reader.poll(&noop()), StreamPoll::Closed)
+}
+
+fn drain(engine: &mut Engine) -> usize {
+    std::iter::from_fn(|| engine.poll_wake()).map(Waker::wake).count()
 }
 
 #[test]
@@ -44,9 +72,9 @@ fn observe_contract_queues_a_stream_at_once_without_state() {
     let mut engine = Engine::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
-    let stream = take_stream(&mut engine, observe);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
-    assert!(engine.take_handle(observe).is_none(), "one stream per contract at a time");
+    let (_, mut reader) = take_stream(&mut engine, observe);
+    assert!(pending(&mut reader));
+    assert!(engine.take_handle(observe, &noop()).is_none(), "one stream per contract at a time");
 }
 
 #[test]
@@ -54,16 +82,20 @@ fn expose_contract_gets_a_sink_only_while_observed() {
     let mut engine = Engine::new();
     let now = Instant::now();
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
-    assert!(engine.take_handle(expose).is_none());
+    let (contract_wakes, contract_waker) = counting_waker();
+    assert!(engine.take_handle(expose, &contract_waker).is_none());
     let observe = engine.create_object_observe_contract(desc("a"), now);
-    assert_eq!(drain(&mut engine), vec![Waitable::Contract(expose)], "the waiting contract is woken");
+    assert_eq!(drain(&mut engine), 1);
+    assert_eq!(contract_wakes.0.load(Ordering::SeqCst), 1, "the waiting contract is woken");
     let sink = take_sink(&mut engine, expose);
-    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Ready);
-    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Pending);
+    let (sink_wakes, sink_waker) = counting_waker();
+    assert_eq!(engine.poll_sink_params(sink, &sink_waker), SinkPoll::Ready);
+    assert_eq!(engine.poll_sink_params(sink, &sink_waker), SinkPoll::Pending);
     engine.drop_contract(observe, now);
-    assert_eq!(drain(&mut engine), vec![Waitable::Sink(sink)]);
-    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Closed);
-    assert!(engine.take_handle(expose).is_none());
+    assert_eq!(drain(&mut engine), 1);
+    assert_eq!(sink_wakes.0.load(Ordering::SeqCst), 1, "the waiting sink is woken when closed");
+    assert_eq!(engine.poll_sink_params(sink, &noop()), SinkPoll::Closed);
+    assert!(engine.take_handle(expose, &noop()).is_none());
 }
 
 #[test]
@@ -74,16 +106,16 @@ fn highest_capacity_wins_ties_go_to_the_earliest_and_the_incumbent_stays() {
     let high = engine.create_object_expose_contract(desc("a"), 5, now);
     let tie = engine.create_object_expose_contract(desc("a"), 5, now);
     engine.create_object_observe_contract(desc("a"), now);
-    assert!(engine.take_handle(low).is_none());
-    assert!(engine.take_handle(tie).is_none());
+    assert!(engine.take_handle(low, &noop()).is_none());
+    assert!(engine.take_handle(tie, &noop()).is_none());
     take_sink(&mut engine, high);
     // A newcomer with more capacity does not displace the incumbent.
     let bigger = engine.create_object_expose_contract(desc("a"), 100, now);
-    assert!(engine.take_handle(bigger).is_none());
+    assert!(engine.take_handle(bigger, &noop()).is_none());
     // When the incumbent goes, the best remaining one takes over.
     engine.drop_contract(high, now);
     take_sink(&mut engine, bigger);
-    assert!(engine.take_handle(tie).is_none());
+    assert!(engine.take_handle(tie, &noop()).is_none());
 }
 
 #[test]
@@ -94,12 +126,12 @@ fn object_exposers_beat_tag_exposers_but_an_incumbent_tag_exposer_stays() {
     let object_expose = engine.create_object_expose_contract(desc("a"), 1, now);
     engine.create_object_observe_contract(desc("a"), now);
     take_sink(&mut engine, object_expose);
-    assert!(engine.take_handle(tag_expose).is_none());
+    assert!(engine.take_handle(tag_expose, &noop()).is_none());
 
     engine.create_object_observe_contract(desc("b"), now);
     take_sink(&mut engine, tag_expose);
     let object_expose_b = engine.create_object_expose_contract(desc("b"), 1, now);
-    assert!(engine.take_handle(object_expose_b).is_none(), "incumbent tag exposer keeps b");
+    assert!(engine.take_handle(object_expose_b, &noop()).is_none(), "incumbent tag exposer keeps b");
 }
 
 #[test]
@@ -108,17 +140,17 @@ fn versions_only_move_forward_and_streams_skip_to_the_latest() {
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
-    let stream = take_stream(&mut engine, observe);
+    let (_, mut stream) = take_stream(&mut engine, observe);
     let sink = take_sink(&mut engine, expose);
     for version in 1..=5 {
         engine.sink_send(sink, state(version, "x"), now);
     }
-    assert_eq!(ready(&mut engine, stream).version, vec![5], "intermediate versions are skipped");
+    assert_eq!(ready(&mut stream).version, vec![5], "intermediate versions are skipped");
     engine.sink_send(sink, state(3, "old"), now);
     engine.sink_send(sink, state(5, "same"), now);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    assert!(pending(&mut stream));
     engine.sink_send(sink, state(6, "new").with_version(vec![5, 0]), now);
-    let latest = ready(&mut engine, stream);
+    let latest = ready(&mut stream);
     assert_eq!((latest.version.clone(), latest.data.as_slice()), (vec![5, 0], &b"new"[..]));
 }
 
@@ -128,16 +160,19 @@ fn events_name_only_handles_that_were_found_pending() {
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
-    let stream = take_stream(&mut engine, observe);
+    let (_, mut stream) = take_stream(&mut engine, observe);
     let sink = take_sink(&mut engine, expose);
     drain(&mut engine);
     engine.sink_send(sink, state(1, "x"), now);
-    assert!(drain(&mut engine).is_empty(), "nobody polled the stream yet");
-    ready(&mut engine, stream);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    assert_eq!(drain(&mut engine), 0, "nobody polled the stream yet");
+    ready(&mut stream);
+    let (wakes, waker) = counting_waker();
+    assert!(matches!(stream.poll(&waker), StreamPoll::Pending));
     engine.sink_send(sink, state(2, "x"), now);
     engine.sink_send(sink, state(3, "x"), now);
-    assert_eq!(drain(&mut engine), vec![Waitable::Stream(stream)], "one wake for many updates");
+    assert_eq!(drain(&mut engine), 1);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "one wake for many updates");
+    assert_eq!(ready(&mut stream).version, vec![3]);
 }
 
 #[test]
@@ -146,26 +181,26 @@ fn synchronisation_aggregates_over_sinks() {
     let t0 = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), t0);
     let expose = engine.create_object_expose_contract(desc("a"), 1, t0);
-    let stream = take_stream(&mut engine, observe);
+    let (_, mut reader) = take_stream(&mut engine, observe);
     let sink = take_sink(&mut engine, expose);
 
     let stale_at = t0 + Duration::from_millis(5);
     engine.sink_send(sink, state(1, "x").with_synchronized(DataSynchronized::LastAt(stale_at)), t0);
-    assert_eq!(ready(&mut engine, stream).synchronized, DataSynchronized::LastAt(stale_at));
+    assert_eq!(ready(&mut reader).synchronized, DataSynchronized::LastAt(stale_at));
 
     engine.sink_send(sink, state(1, "x"), t0);
-    let now_again = ready(&mut engine, stream);
+    let now_again = ready(&mut reader);
     assert_eq!((now_again.version.clone(), now_again.synchronized), (vec![1], DataSynchronized::Now));
 
     let t1 = t0 + Duration::from_millis(10);
     engine.drop_sink(sink, t1);
-    let stale = ready(&mut engine, stream);
+    let stale = ready(&mut reader);
     assert_eq!((stale.version.clone(), stale.synchronized), (vec![1], DataSynchronized::LastAt(t1)));
 
     // The contract is still elected, so a new sink was queued; publishing through it revives Now.
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), t1);
-    assert_eq!(ready(&mut engine, stream).synchronized, DataSynchronized::Now);
+    assert_eq!(ready(&mut reader).synchronized, DataSynchronized::Now);
 }
 
 #[test]
@@ -181,11 +216,11 @@ fn stale_data_nobody_needs_is_dropped() {
     assert!(engine.snapshot(now).objects[0].data_state.is_none());
 
     let observe = engine.create_object_observe_contract(desc("a"), now);
-    let stream = take_stream(&mut engine, observe);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending), "no stale v1 after re-observing");
+    let (_, mut reader) = take_stream(&mut engine, observe);
+    assert!(pending(&mut reader), "no stale v1 after re-observing");
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(2, "y"), now);
-    assert_eq!(ready(&mut engine, stream).version, vec![2]);
+    assert_eq!(ready(&mut reader).version, vec![2]);
 }
 
 #[test]
@@ -197,7 +232,7 @@ fn a_synchronised_state_survives_without_observers() {
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), now);
     engine.drop_contract(observe, now);
-    assert_eq!(engine.poll_sink_params(sink), SinkPoll::Closed);
+    assert_eq!(engine.poll_sink_params(sink, &noop()), SinkPoll::Closed);
     let snapshot = engine.snapshot(now);
     assert_eq!(snapshot.objects[0].data_state.as_ref().map(|d| d.version.clone()), Some(vec![1]));
 }
@@ -210,14 +245,14 @@ fn closed_sinks_keep_applying_and_re_election_emits_a_new_sink() {
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
     let old_sink = take_sink(&mut engine, expose);
     engine.drop_contract(observe, now);
-    assert_eq!(engine.poll_sink_params(old_sink), SinkPoll::Closed);
+    assert_eq!(engine.poll_sink_params(old_sink, &noop()), SinkPoll::Closed);
 
     let observe = engine.create_object_observe_contract(desc("a"), now);
-    let stream = take_stream(&mut engine, observe);
+    let (_, mut reader) = take_stream(&mut engine, observe);
     let new_sink = take_sink(&mut engine, expose);
     assert_ne!(new_sink, old_sink);
     engine.sink_send(old_sink, state(3, "via closed sink"), now);
-    assert_eq!(ready(&mut engine, stream).data.as_slice(), b"via closed sink");
+    assert_eq!(ready(&mut reader).data.as_slice(), b"via closed sink");
 }
 
 #[test]
@@ -227,7 +262,7 @@ fn a_sink_closed_while_queued_is_never_handed_out() {
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
     engine.drop_contract(observe, now);
-    assert!(engine.take_handle(expose).is_none());
+    assert!(engine.take_handle(expose, &noop()).is_none());
     assert_eq!(engine.counts().sinks, 0);
 }
 
@@ -237,13 +272,13 @@ fn dropping_a_stream_re_emits_one_with_the_current_state() {
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
-    let stream = take_stream(&mut engine, observe);
+    let (stream, mut reader) = take_stream(&mut engine, observe);
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), now);
-    ready(&mut engine, stream);
+    ready(&mut reader);
     engine.drop_stream(stream, now);
-    let again = take_stream(&mut engine, observe);
-    assert_eq!(ready(&mut engine, again).version, vec![1]);
+    let (_, mut again) = take_stream(&mut engine, observe);
+    assert_eq!(ready(&mut again).version, vec![1]);
 }
 
 #[test]
@@ -251,11 +286,13 @@ fn dropping_the_contract_closes_its_held_stream() {
     let mut engine = Engine::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
-    let stream = take_stream(&mut engine, observe);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Pending));
+    let (stream, mut reader) = take_stream(&mut engine, observe);
+    let (wakes, waker) = counting_waker();
+    assert!(matches!(reader.poll(&waker), StreamPoll::Pending));
     engine.drop_contract(observe, now);
-    assert_eq!(drain(&mut engine), vec![Waitable::Stream(stream)]);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Closed));
+    assert_eq!(drain(&mut engine), 1);
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+    assert!(closed(&mut reader));
     engine.drop_stream(stream, now);
     assert!(engine.is_empty());
 }
@@ -265,15 +302,15 @@ fn tag_observers_follow_live_objects() {
     let mut engine = Engine::new();
     let now = Instant::now();
     let tag_observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
-    assert!(engine.take_handle(tag_observe).is_none(), "tag contracts alone make nothing live");
+    assert!(engine.take_handle(tag_observe, &noop()).is_none(), "tag contracts alone make nothing live");
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
-    let stream = take_stream(&mut engine, tag_observe);
+    let (stream, mut reader) = take_stream(&mut engine, tag_observe);
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), now);
-    assert_eq!(ready(&mut engine, stream).version, vec![1]);
+    assert_eq!(ready(&mut reader).version, vec![1]);
     engine.drop_sink(sink, now);
     engine.drop_contract(expose, now);
-    assert!(matches!(engine.poll_stream(stream), StreamPoll::Closed), "object no longer live");
+    assert!(closed(&mut reader), "object no longer live");
     engine.drop_stream(stream, now);
     engine.drop_contract(tag_observe, now);
     assert!(engine.is_empty());
@@ -285,8 +322,8 @@ fn tag_expose_plus_tag_observe_materialises_nothing() {
     let now = Instant::now();
     let observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
     let expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
-    assert!(engine.take_handle(observe).is_none());
-    assert!(engine.take_handle(expose).is_none());
+    assert!(engine.take_handle(observe, &noop()).is_none());
+    assert!(engine.take_handle(expose, &noop()).is_none());
     assert_eq!(engine.counts().objects, 0);
 }
 
@@ -301,7 +338,7 @@ fn tag_index_grows_and_empties() {
     assert_eq!(snapshot.tags.len(), 1);
     assert_eq!(snapshot.tags[0].objects.len(), 50);
     let mut sinks = Vec::new();
-    while let Some(TakenHandle::Sink(id, _)) = engine.take_handle(tag_expose) {
+    while let Some(TakenHandle::Sink(id, _)) = engine.take_handle(tag_expose, &noop()) {
         sinks.push(id);
     }
     assert_eq!(sinks.len(), 50, "one sink per observed object");
@@ -325,9 +362,8 @@ fn unknown_and_repeated_ids_are_harmless() {
     engine.drop_stream(StreamId(42), now);
     engine.drop_sink(SinkId(42), now);
     engine.sink_send(SinkId(42), state(1, "x"), now);
-    assert!(matches!(engine.poll_stream(StreamId(42)), StreamPoll::Closed));
-    assert_eq!(engine.poll_sink_params(SinkId(42)), SinkPoll::Closed);
-    assert!(engine.take_handle(ContractId(42)).is_none());
+    assert_eq!(engine.poll_sink_params(SinkId(42), &noop()), SinkPoll::Closed);
+    assert!(engine.take_handle(ContractId(42), &noop()).is_none());
     assert!(engine.is_empty());
 }
 
