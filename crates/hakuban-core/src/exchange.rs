@@ -104,4 +104,10 @@ impl Exchange {
     pub fn counts(&self) -> EngineCounts {
         self.shared.run(|engine| engine.counts())
     }
+
+    /// Runs the engine's self-check ([`Engine::check_invariants`]); for tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.shared.run(|engine| engine.check_invariants())
+    }
 }

@@ -43,6 +43,7 @@
 
 mod election;
 mod handles;
+mod invariants;
 mod object;
 mod reader;
 mod records;
