@@ -45,8 +45,60 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
-    cargo(&["test", "--workspace", "--all-targets"])?;
-    cargo(&["test", "--workspace", "--doc"])
+    let mut totals = TestTotals::default();
+    let outcome = cargo_test(&["test", "--workspace", "--all-targets"], &mut totals)
+        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &mut totals));
+    // One closing line over every test binary, so a reader of the log sees the whole count.
+    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
+    outcome?;
+    if totals.passed == 0 {
+        return Err("no test ran".to_string());
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds the counts of a libtest summary line (`test result: ok. 3 passed; 0 failed; 1 ignored; ...`).
+    fn add_summary(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else { return };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else { continue };
+            let Ok(count) = count.parse::<u64>() else { continue };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs a `cargo test` command, echoing its output and adding up its summary lines.
+fn cargo_test(args: &[&str], totals: &mut TestTotals) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let mut child = Command::new(env!("CARGO"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            totals.add_summary(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cargo did not finish: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo {}` failed ({status})", args.join(" "))) }
 }
 
 fn deps() -> Result<(), String> {
