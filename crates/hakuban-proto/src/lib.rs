@@ -1,14 +1,61 @@
 //! # hakuban-proto
 //!
-//! Hakuban's wire protocol, and nothing else: the messages exchanged over a link (hello with
-//! protocol version, contract declarations, exposer assignments, state frames with deltas), their
-//! postcard encoding, batching of several frames per WebSocket message, and the size limits a
-//! decoder enforces on untrusted bytes. It knows bytes and messages, not objects' lifecycles.
+//! Hakuban's wire protocol, and nothing else: the [`Frame`]s exchanged over a link, their postcard
+//! encoding, batching of several frames into one transport message, payload deltas, and the
+//! [`Limits`] a decoder enforces on untrusted bytes. It knows bytes and messages, not objects'
+//! lifecycles: what a frame *means* is the core's business.
 //!
-//! The messages arrive with the networking work; today the crate only fixes the protocol version.
+//! A transport message (one WebSocket binary message) is a [`Batch`]: a sequence of frames.
+//! Decoding never panics and never allocates more than the input's size allows: every length
+//! prefix is checked against the bytes actually present, and the limits bound descriptor sizes,
+//! frames per batch and reconstructed payloads. See `docs/protocol.md` for the full description.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod delta;
+mod frame;
+mod limits;
+
+pub use delta::{Payload, apply_payload, encode_payload};
+pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, encode_batch};
+pub use limits::Limits;
+
 /// The protocol version this crate speaks; a peer with another version is refused at hello.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Why bytes from a peer were refused. Every variant closes the link that sent them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message is larger than [`Limits::max_message_bytes`].
+    #[error("message of {size} bytes exceeds the limit of {limit}")]
+    MessageTooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The bytes are not a valid postcard batch of frames.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The batch holds more frames than [`Limits::max_frames_per_message`].
+    #[error("message holds {count} frames, the limit is {limit}")]
+    TooManyFrames {
+        /// Frames found.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A descriptor's JSON text is longer than [`Limits::max_descriptor_bytes`].
+    #[error("descriptor of {size} bytes exceeds the limit of {limit}")]
+    DescriptorTooLarge {
+        /// Bytes of JSON text.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A delta does not fit the state it claims to patch, or its result would exceed
+    /// [`Limits::max_payload_bytes`].
+    #[error("bad delta: {0}")]
+    BadDelta(String),
+}

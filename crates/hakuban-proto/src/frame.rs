@@ -1,0 +1,238 @@
+//! The frames of a link and their batch encoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::delta::Payload;
+use crate::{DecodeError, Limits};
+
+/// One point of a load-limit schedule: from `after_seconds` after the hello on, the limit is
+/// `limit` (linear in between points).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadLimitPoint {
+    /// Seconds after the hello.
+    pub after_seconds: f32,
+    /// Most objects (weighted by 1/capacity) the parent may assign to this link.
+    pub limit: u32,
+}
+
+/// What a node declares upward for one object or tag: the aggregate of its local contracts and
+/// its children's declarations. Both `false`/`None` means "no longer declared".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclarationState {
+    /// Something at or below the sender observes it.
+    pub observe: bool,
+    /// Something at or below the sender exposes it, with this total capacity.
+    pub expose: Option<u32>,
+}
+
+impl DeclarationState {
+    /// Neither observed nor exposed.
+    pub fn is_empty(&self) -> bool {
+        !self.observe && self.expose.is_none()
+    }
+}
+
+/// One frame of the link protocol. Object and tag ids are per link and per direction: the sender
+/// of `DeclareObject`/`DeclareTag` chooses them, later frames in the same direction refer to them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame in each direction.
+    Hello {
+        /// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION) of the sender.
+        version: u32,
+        /// The sender's name, for logs and snapshots.
+        name: String,
+        /// Load-limit schedule the child asks its parent to respect (empty: unlimited).
+        load_limit: Vec<LoadLimitPoint>,
+        /// Room for an access token; unused so far.
+        token: Option<String>,
+    },
+    /// Binds `id` to an object descriptor: its JSON text and its tags' JSON texts.
+    DeclareObject {
+        /// Sender-chosen id.
+        id: u32,
+        /// Compact JSON text of each tag.
+        tags: Vec<String>,
+        /// Compact JSON text of the object's identifier.
+        json: String,
+    },
+    /// Binds `id` to a tag descriptor's JSON text.
+    DeclareTag {
+        /// Sender-chosen id.
+        id: u32,
+        /// Compact JSON text of the tag.
+        json: String,
+    },
+    /// The sender will not use this object id again (until it declares it anew).
+    ForgetObject {
+        /// The id.
+        id: u32,
+    },
+    /// The sender will not use this tag id again.
+    ForgetTag {
+        /// The id.
+        id: u32,
+    },
+    /// Child to parent: its aggregated contracts on one object.
+    ObjectInterest {
+        /// Object id (sender's).
+        object: u32,
+        /// The declaration; empty withdraws it.
+        state: DeclarationState,
+    },
+    /// Child to parent: its aggregated contracts on one tag.
+    TagInterest {
+        /// Tag id (sender's).
+        tag: u32,
+        /// The declaration; empty withdraws it.
+        state: DeclarationState,
+    },
+    /// Parent to child: you are this object's exposer, send its states up.
+    AssignExposer {
+        /// Object id (sender's, i.e. the parent's).
+        object: u32,
+    },
+    /// Parent to child: you are no longer this object's exposer.
+    RevokeExposer {
+        /// Object id (parent's).
+        object: u32,
+    },
+    /// Parent to child: states of this object follow.
+    StreamStart {
+        /// Object id (parent's).
+        object: u32,
+    },
+    /// Parent to child: no more states of this object.
+    StreamEnd {
+        /// Object id (parent's).
+        object: u32,
+    },
+    /// A state of an object, on a channel opened by `AssignExposer` (child to parent) or
+    /// `StreamStart` (parent to child). The object id is the *receiver's* id when the child sends
+    /// up (it echoes the parent's id) and the sender's id when the parent sends down.
+    State {
+        /// Object id (the parent's id space in both directions).
+        object: u32,
+        /// The state's version.
+        version: Vec<i64>,
+        /// The format stack, present when it differs from the previous state on this channel.
+        format: Option<Vec<String>>,
+        /// The data, full or as a delta against the previous state on this channel.
+        payload: Payload,
+        /// Microseconds since the data was last known current (0: synchronised now).
+        synchronized_us_ago: u64,
+    },
+    /// Only the synchronisation of the last state on the channel changed.
+    Synchronized {
+        /// Object id (parent's id space).
+        object: u32,
+        /// Microseconds since last known current (0: now).
+        us_ago: u64,
+    },
+    /// Nothing to say: keeps an idle link alive.
+    KeepAlive,
+    /// The sender closes the link, for this reason.
+    Close {
+        /// Human-readable reason.
+        reason: String,
+    },
+}
+
+/// The frames of one transport message.
+pub type Batch = Vec<Frame>;
+
+/// Encodes frames as one transport message.
+pub fn encode_batch(frames: &[Frame]) -> Vec<u8> {
+    // Encoding into a Vec cannot fail for these types (no maps with non-string keys, no
+    // unsupported serde features); an empty message would be refused by the peer, so it is the
+    // safe fallback.
+    postcard::to_stdvec(frames).unwrap_or_default()
+}
+
+/// Decodes one transport message, enforcing `limits`.
+pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, DecodeError> {
+    if bytes.len() > limits.max_message_bytes {
+        return Err(DecodeError::MessageTooLarge { size: bytes.len(), limit: limits.max_message_bytes });
+    }
+    let frames: Batch = postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if frames.len() > limits.max_frames_per_message {
+        return Err(DecodeError::TooManyFrames { count: frames.len(), limit: limits.max_frames_per_message });
+    }
+    for frame in &frames {
+        let size = match frame {
+            Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>(),
+            Frame::DeclareTag { json, .. } => json.len(),
+            _ => 0,
+        };
+        if size > limits.max_descriptor_bytes {
+            return Err(DecodeError::DescriptorTooLarge { size, limit: limits.max_descriptor_bytes });
+        }
+    }
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> Batch {
+        vec![
+            Frame::Hello {
+                version: crate::PROTOCOL_VERSION,
+                name: "a".into(),
+                load_limit: vec![LoadLimitPoint { after_seconds: 2.0, limit: 5 }],
+                token: None,
+            },
+            Frame::DeclareObject { id: 1, tags: vec!["\"t\"".into()], json: "\"xxx\"".into() },
+            Frame::ObjectInterest { object: 1, state: DeclarationState { observe: true, expose: Some(2) } },
+            Frame::State {
+                object: 1,
+                version: vec![1, -2],
+                format: Some(vec!["JSON".into()]),
+                payload: Payload::Full(vec![1, 2, 3]),
+                synchronized_us_ago: 0,
+            },
+            Frame::KeepAlive,
+        ]
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let frames = sample();
+        let bytes = encode_batch(&frames);
+        assert_eq!(decode_batch(&bytes, &Limits::default()), Ok(frames));
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let bytes = encode_batch(&sample());
+        let small = Limits { max_message_bytes: 4, ..Limits::default() };
+        assert!(matches!(decode_batch(&bytes, &small), Err(DecodeError::MessageTooLarge { .. })));
+        let few = Limits { max_frames_per_message: 2, ..Limits::default() };
+        assert!(matches!(decode_batch(&bytes, &few), Err(DecodeError::TooManyFrames { .. })));
+        let short = Limits { max_descriptor_bytes: 3, ..Limits::default() };
+        assert!(matches!(decode_batch(&bytes, &short), Err(DecodeError::DescriptorTooLarge { .. })));
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_without_allocating() {
+        // One frame claimed, a State whose version vector claims u32::MAX elements.
+        let bytes = [1u8, 11, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(DecodeError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_batch(&bytes, &Limits::default());
+        }
+
+        #[test]
+        fn truncated_messages_are_errors(cut in 0usize..64) {
+            let bytes = encode_batch(&sample());
+            let cut = cut.min(bytes.len() - 1);
+            prop_assert!(decode_batch(&bytes[..cut], &Limits::default()).is_err());
+        }
+    }
+}
