@@ -1,11 +1,15 @@
 //! Exposer election (SEMANTICS §4.2): which contract produces an object's states.
 //!
 //! Rules, first match wins, only while the object's data is needed:
-//! 1. keep the incumbent object expose contract, then the incumbent tag expose contract;
-//! 2. else the object expose contract with the highest capacity;
-//! 3. else the tag expose contract (over the object's tags) with the highest capacity.
+//! 1. the upstream, while it streams the object to us (the root-most node decides);
+//! 2. keep the incumbent local contract (object or tag level);
+//! 3. else the local object expose contract with the highest capacity, then the local tag expose
+//!    contract with the highest capacity (local always beats children);
+//! 4. keep the incumbent child while it still exposes;
+//! 5. else the child with the lowest expected load (`load + 1/capacity`) among those exposing with
+//!    capacity above zero whose load limit leaves room.
 //!
-//! Ties go to the earliest created contract, so the outcome never depends on hash order.
+//! Ties go to the earliest created contract or link, so the outcome never depends on hash order.
 
 use std::time::Instant;
 
@@ -17,13 +21,20 @@ impl Engine {
     pub(super) fn elect(&mut self, object: ObjectId, now: Instant) {
         let Some(rec) = self.objects.get(&object) else { return };
         let incumbent = rec.exposer;
-        let winner = if rec.needed { self.choose_exposer(object, incumbent) } else { None };
+        let winner = if rec.needed { self.choose_exposer(object, incumbent, now) } else { None };
         if winner != incumbent {
-            if let Some(Exposer::Contract(old)) = incumbent {
-                self.revoke_sink(old, object, now);
+            match incumbent {
+                Some(Exposer::Contract(old)) => self.revoke_sink(old, object, now),
+                Some(Exposer::Downstream(link)) => self.revoke_downstream(link, object, now),
+                Some(Exposer::Upstream(_)) | None => {}
             }
             if let Some(rec) = self.objects.get_mut(&object) {
                 rec.exposer = winner;
+            }
+            if let Some(Exposer::Downstream(link)) = winner {
+                let capacity =
+                    self.downstream_interests(object).iter().find(|i| i.link == link).map_or(1, |i| i.capacity);
+                self.assign_downstream(link, object, capacity);
             }
         }
         if let Some(Exposer::Contract(contract)) = winner {
@@ -31,8 +42,13 @@ impl Engine {
         }
     }
 
-    fn choose_exposer(&self, object: ObjectId, incumbent: Option<Exposer>) -> Option<Exposer> {
+    fn choose_exposer(&self, object: ObjectId, incumbent: Option<Exposer>, now: Instant) -> Option<Exposer> {
         let rec = self.objects.get(&object)?;
+        if rec.up_receiving
+            && let Some(upstream) = self.upstream
+        {
+            return Some(Exposer::Upstream(upstream));
+        }
         if let Some(Exposer::Contract(contract)) = incumbent
             && self.still_exposes(contract, object)
         {
@@ -44,9 +60,29 @@ impl Engine {
                 .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
                 .map(|(_, id)| Exposer::Contract(id))
         };
-        best(&mut rec.exposers.iter().copied()).or_else(|| {
+        let local = best(&mut rec.exposers.iter().copied()).or_else(|| {
             best(&mut rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.exposers.iter().copied()))
-        })
+        });
+        if local.is_some() {
+            return local;
+        }
+        let children = self.downstream_interests(object);
+        if let Some(Exposer::Downstream(link)) = incumbent
+            && children.iter().any(|c| c.link == link && c.exposes)
+            && self.links.get(&link).is_some_and(|l| l.closed.is_none())
+        {
+            return incumbent;
+        }
+        children
+            .iter()
+            .filter(|c| c.exposes && c.capacity > 0 && self.links.get(&c.link).is_some_and(|l| l.closed.is_none()))
+            .filter(|c| self.downstream_has_room(c.link, c.capacity, now))
+            .map(|c| {
+                let load = self.links.get(&c.link).map_or(0.0, |l| l.load);
+                (load + 1.0 / f64::from(c.capacity), c.link)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map(|(_, link)| Exposer::Downstream(link))
     }
 
     fn still_exposes(&self, contract: ContractId, object: ObjectId) -> bool {

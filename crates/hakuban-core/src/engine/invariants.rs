@@ -66,9 +66,22 @@ impl Engine {
         if tags.len() != object.tags.len() || tags.iter().any(|t| !t.objects.contains(&id)) {
             return Err(format!("object {id:?} and its tags disagree"));
         }
-        let live = !object.observers.is_empty() || !object.exposers.is_empty();
+        let children = self.downstream_interests(id);
+        let linked = object.up_receiving || object.up_sending || !children.is_empty();
+        let live = !object.observers.is_empty()
+            || !object.exposers.is_empty()
+            || !object.down.is_empty()
+            || object.up_receiving
+            || object.up_sending;
         let tag_observed = tags.iter().any(|t| !t.observers.is_empty());
-        let needed = live && (!object.observers.is_empty() || tag_observed);
+        let observing_children = children.iter().filter(|c| c.observes).count();
+        let child_needs = children.iter().any(|c| c.observes && !c.exposes) || observing_children >= 2;
+        let needed = live
+            && (object.up_receiving
+                || object.up_sending
+                || !object.observers.is_empty()
+                || tag_observed
+                || child_needs);
         if (object.live, object.needed) != (live, needed) {
             return Err(format!(
                 "object {id:?}: flags {:?} should be {:?}",
@@ -77,7 +90,12 @@ impl Engine {
             ));
         }
         let any_exposer = !object.exposers.is_empty() || tags.iter().any(|t| !t.exposers.is_empty());
-        if object.exposer.is_some() != (needed && any_exposer) {
+        if object.exposer.is_some() && !needed {
+            return Err(format!("object {id:?}: exposer {:?} although not needed", object.exposer));
+        }
+        // Without links, an exposer must be elected exactly when one is needed and available
+        // (children may be left unassigned by load limits, so only the local case is exact).
+        if !linked && object.exposer.is_some() != (needed && any_exposer) {
             return Err(format!("object {id:?}: exposer {:?} but needed {needed}", object.exposer));
         }
         if open_sinks.len() > 1 {

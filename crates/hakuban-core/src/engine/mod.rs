@@ -44,6 +44,7 @@
 mod election;
 mod handles;
 mod invariants;
+pub mod link;
 mod object;
 mod reader;
 mod records;
@@ -57,6 +58,7 @@ use hashbrown::HashMap;
 
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
+pub use link::{LinkConfig, LinkInput, LinkOutput, LinkRole};
 pub use reader::{StreamPoll, StreamReader};
 pub use records::ContractKind;
 use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};
@@ -85,8 +87,12 @@ id_type!(
     StreamId
 );
 id_type!(
-    /// A state sink's id, unique within one engine.
+    /// A state sink's id, unique within one engine (links' receiving channels get one too).
     SinkId
+);
+id_type!(
+    /// A link's id, unique within one engine.
+    LinkId
 );
 
 /// A handle taken out of a contract's queue, with its object's descriptor.
@@ -122,6 +128,8 @@ pub struct EngineCounts {
     pub streams: usize,
     /// Sink records (queued or held).
     pub sinks: usize,
+    /// Links, open or closed but not yet removed.
+    pub links: usize,
 }
 
 #[derive(Default)]
@@ -131,6 +139,7 @@ struct Sequences {
     contract: u64,
     stream: u64,
     sink: u64,
+    link: u64,
 }
 
 fn next(counter: &mut u64) -> u64 {
@@ -154,6 +163,8 @@ pub struct Engine {
     scratch_readers: Vec<std::sync::Arc<reader::StreamCell>>,
     /// Objects and tags that may have lost their last holder during the current input.
     gc_objects: Vec<ObjectId>,
+    links: HashMap<LinkId, link::LinkRec>,
+    upstream: Option<LinkId>,
     ids: Sequences,
 }
 
@@ -198,6 +209,7 @@ impl Engine {
         let tag_id = self.tag_for(&tag);
         let id = self.new_contract(ContractKind::TagObserve, Target::Tag(tag_id), 0);
         let objects = self.tag_objects(tag_id, |rec| rec.observers.push(id));
+        self.tag_declaration_may_change(tag_id);
         for object in objects {
             self.refresh(object, now);
             if self.objects.get(&object).is_some_and(|rec| rec.live) {
@@ -213,6 +225,7 @@ impl Engine {
         let tag_id = self.tag_for(&tag);
         let id = self.new_contract(ContractKind::TagExpose, Target::Tag(tag_id), capacity);
         let objects = self.tag_objects(tag_id, |rec| rec.exposers.push(id));
+        self.tag_declaration_may_change(tag_id);
         for object in objects {
             self.refresh(object, now);
         }
@@ -244,6 +257,7 @@ impl Engine {
                     rec.observers.retain(|c| *c != id);
                     rec.exposers.retain(|c| *c != id);
                 });
+                self.tag_declaration_may_change(tag);
                 for object in objects {
                     if let Some(rec) = self.objects.get_mut(&object)
                         && rec.exposer == Some(records::Exposer::Contract(id))
@@ -329,6 +343,7 @@ impl Engine {
             contracts: self.contracts.len(),
             streams: self.streams.len(),
             sinks: self.sinks.len(),
+            links: self.links.len(),
         }
     }
 
@@ -384,6 +399,7 @@ impl Engine {
                 objects: Default::default(),
                 observers: Vec::new(),
                 exposers: Vec::new(),
+                down: Vec::new(),
             },
         );
         self.tag_index.insert(descriptor.clone(), id);
@@ -408,6 +424,7 @@ impl Engine {
             }
             if let Some(rec) = self.objects.remove(&object) {
                 self.object_index.remove(&rec.descriptor);
+                self.forget_object_on_links(object);
                 for tag in rec.tags {
                     if let Some(tag_rec) = self.tags.get_mut(&tag) {
                         tag_rec.objects.remove(&object);
@@ -423,6 +440,7 @@ impl Engine {
             && let Some(rec) = self.tags.remove(&tag)
         {
             self.tag_index.remove(&rec.descriptor);
+            self.forget_tag_on_links(tag);
         }
     }
 

@@ -26,7 +26,9 @@ impl Engine {
             self.close_all_streams(object);
         }
         self.elect(object, now);
+        self.update_downstream_streams(object);
         self.drop_stale_state(object, now);
+        self.declaration_may_change(object);
     }
 
     /// A newly live object gets a stream for each of its object and tag observers.
@@ -82,6 +84,31 @@ impl Engine {
         }
     }
 
+    /// Applies a change of a producer's synchronisation alone (the network's `Synchronized`).
+    pub(super) fn apply_synchronized(
+        &mut self,
+        object: ObjectId,
+        sink: SinkId,
+        synchronized: DataSynchronized,
+        now: Instant,
+    ) {
+        let Some(rec) = self.objects.get_mut(&object) else { return };
+        match synchronized {
+            DataSynchronized::Now => {
+                if !rec.synced.contains(&sink) {
+                    rec.synced.push(sink);
+                }
+            }
+            DataSynchronized::LastAt(at) => {
+                rec.synced.retain(|s| *s != sink);
+                rec.last_at = Some(rec.last_at.map_or(at, |last| last.max(at)));
+            }
+        }
+        let aggregate = rec.aggregate_sync(now);
+        self.set_synchronized(object, aggregate);
+        self.drop_stale_state(object, now);
+    }
+
     /// The sink's producer is gone: it leaves the synchronised set, and the state turns stale
     /// (and is dropped if nobody needs it) when no synchronised producer remains.
     pub(super) fn desynchronize(&mut self, object: ObjectId, sink: SinkId, now: Instant) {
@@ -123,5 +150,6 @@ impl Engine {
         if let Some(rec) = self.objects.get(&object) {
             rec.cell.take_wakers(&mut self.scratch_readers, &mut self.woken);
         }
+        self.notify_links(object);
     }
 }

@@ -9,15 +9,20 @@ use std::time::Instant;
 use hashbrown::{HashMap, HashSet};
 
 use super::reader::{ObjectCell, StreamCell};
-use super::{ContractId, ObjectId, SinkId, StreamId, TagId};
+use super::{ContractId, LinkId, ObjectId, SinkId, StreamId, TagId};
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, DataSynchronized, ObjectState};
+use hakuban_proto::DeclarationState;
 
 /// Who produces an object's states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Exposer {
     /// A local object or tag expose contract.
     Contract(ContractId),
+    /// The upstream link streams the object to us.
+    Upstream(LinkId),
+    /// A downstream link was assigned the object and sends its states up.
+    Downstream(LinkId),
 }
 
 pub(crate) struct ObjectRec {
@@ -42,6 +47,14 @@ pub(crate) struct ObjectRec {
     pub last_at: Option<Instant>,
     /// Open (not closed) streams on this object, to be told about new states.
     pub streams: Vec<(StreamId, Arc<StreamCell>)>,
+    /// The upstream streams this object's states to us.
+    pub up_receiving: bool,
+    /// The upstream elected us as this object's exposer: we send its states up.
+    pub up_sending: bool,
+    /// Object-level declarations of downstream links.
+    pub down: Vec<(LinkId, DeclarationState)>,
+    /// Downstream links we stream this object's states to.
+    pub down_streaming: Vec<LinkId>,
 }
 
 impl ObjectRec {
@@ -59,6 +72,10 @@ impl ObjectRec {
             synced: Vec::new(),
             last_at: None,
             streams: Vec::new(),
+            up_receiving: false,
+            up_sending: false,
+            down: Vec::new(),
+            down_streaming: Vec::new(),
         }
     }
 
@@ -72,7 +89,14 @@ impl ObjectRec {
     }
 
     pub fn is_unreferenced(&self) -> bool {
-        self.observers.is_empty() && self.exposers.is_empty() && self.handles == 0
+        self.observers.is_empty()
+            && self.exposers.is_empty()
+            && self.handles == 0
+            && !self.up_receiving
+            && !self.up_sending
+            && self.down.is_empty()
+            && self.down_streaming.is_empty()
+            && !matches!(self.exposer, Some(Exposer::Downstream(_)))
     }
 
     pub fn state(&self) -> Option<Arc<ObjectState<DataBytes>>> {
@@ -86,11 +110,13 @@ pub(crate) struct TagRec {
     pub objects: HashSet<ObjectId>,
     pub observers: Vec<ContractId>,
     pub exposers: Vec<ContractId>,
+    /// Tag-level declarations of downstream links.
+    pub down: Vec<(LinkId, DeclarationState)>,
 }
 
 impl TagRec {
     pub fn is_unreferenced(&self) -> bool {
-        self.objects.is_empty() && self.observers.is_empty() && self.exposers.is_empty()
+        self.objects.is_empty() && self.observers.is_empty() && self.exposers.is_empty() && self.down.is_empty()
     }
 }
 

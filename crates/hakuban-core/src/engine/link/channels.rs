@@ -1,0 +1,250 @@
+//! State channels over links: which states flow where, and the sending and receiving ends.
+//!
+//! * Child side: the parent assigns us an object (`AssignExposer`): we send its states up. The
+//!   parent streams an object to us (`StreamStart`): the upstream becomes its exposer here.
+//! * Parent side: a child observing an object (object- or tag-level) gets a stream whenever an
+//!   exposer is elected that is not that child; a child elected as exposer is sent
+//!   `AssignExposer` and its states are received as those of a sink.
+//!
+//! Every channel starts with a full state (the sender's baseline starts empty), which is also how
+//! resynchronisation after a reconnection works.
+
+use std::time::Instant;
+
+use hakuban_proto::Frame;
+
+use super::{LinkOutput, LinkRole, ReceivingChannel};
+use crate::engine::records::Exposer;
+use crate::engine::{Engine, LinkId, ObjectId, SinkId, next};
+use crate::state::{DataBytes, DataSynchronized, ObjectState};
+
+/// What one child wants of an object, combining its object- and tag-level declarations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct DownstreamInterest {
+    pub link: LinkId,
+    pub observes: bool,
+    pub exposes: bool,
+    /// Object-level capacity plus the capacities of its tag declarations on the object's tags.
+    pub capacity: u32,
+}
+
+impl Engine {
+    /// Every child with a declaration touching `object`, or a stream of it, in link order.
+    pub(crate) fn downstream_interests(&self, object: ObjectId) -> Vec<DownstreamInterest> {
+        let Some(rec) = self.objects.get(&object) else { return Vec::new() };
+        let mut interests: Vec<DownstreamInterest> = Vec::new();
+        fn entry(interests: &mut Vec<DownstreamInterest>, link: LinkId) -> usize {
+            match interests.iter().position(|i| i.link == link) {
+                Some(index) => index,
+                None => {
+                    interests.push(DownstreamInterest { link, observes: false, exposes: false, capacity: 0 });
+                    interests.len() - 1
+                }
+            }
+        }
+        let mut touches = Vec::new();
+        for (link, declaration) in &rec.down {
+            touches.push((*link, *declaration));
+        }
+        for tag in &rec.tags {
+            if let Some(tag) = self.tags.get(tag) {
+                touches.extend(tag.down.iter().copied());
+            }
+        }
+        for (link, declaration) in touches {
+            let index = entry(&mut interests, link);
+            let interest = &mut interests[index];
+            interest.observes |= declaration.observe;
+            if let Some(capacity) = declaration.expose {
+                interest.exposes = true;
+                interest.capacity = interest.capacity.saturating_add(capacity);
+            }
+        }
+        for link in &rec.down_streaming {
+            entry(&mut interests, *link);
+        }
+        interests.sort_by_key(|i| i.link);
+        interests
+    }
+
+    /// Child side: the parent elected us as the object's exposer.
+    pub(super) fn start_sending_up(&mut self, link: LinkId, object: ObjectId, now: Instant) {
+        let Some(rec) = self.objects.get_mut(&object) else { return };
+        rec.up_sending = true;
+        self.open_sending(link, object);
+        self.refresh(object, now);
+    }
+
+    pub(super) fn stop_sending_up(&mut self, link: LinkId, object: ObjectId, now: Instant) {
+        if let Some(rec) = self.objects.get_mut(&object) {
+            rec.up_sending = false;
+        }
+        self.close_sending(link, object);
+        self.refresh(object, now);
+        self.gc_objects.push(object);
+    }
+
+    /// Child side: the parent streams the object to us; the upstream becomes its exposer.
+    pub(super) fn start_receiving_from_upstream(&mut self, link: LinkId, object: ObjectId, now: Instant) {
+        let sink = SinkId(next(&mut self.ids.sink));
+        let Some(rec) = self.objects.get_mut(&object) else { return };
+        rec.up_receiving = true;
+        let previous =
+            self.links.get_mut(&link).and_then(|l| l.receiving.insert(object, ReceivingChannel { sink, load: 0.0 }));
+        if let Some(previous) = previous {
+            self.desynchronize(object, previous.sink, now);
+        }
+        self.refresh(object, now);
+    }
+
+    pub(super) fn stop_receiving_from_upstream(&mut self, link: LinkId, object: ObjectId, now: Instant) {
+        if let Some(rec) = self.objects.get_mut(&object) {
+            rec.up_receiving = false;
+        }
+        if let Some(channel) = self.links.get_mut(&link).and_then(|l| l.receiving.remove(&object)) {
+            self.desynchronize(object, channel.sink, now);
+        }
+        self.refresh(object, now);
+        self.gc_objects.push(object);
+    }
+
+    /// A state arrived on a channel. States for a channel we did not open (or closed in the
+    /// meantime: frames cross on the wire) are dropped.
+    pub(super) fn receive_state(
+        &mut self,
+        link: LinkId,
+        object: ObjectId,
+        state: ObjectState<DataBytes>,
+        now: Instant,
+    ) {
+        let channel = self.links.get(&link).and_then(|l| l.receiving.get(&object).copied());
+        if let Some(channel) = channel {
+            self.apply_state(object, channel.sink, state, now);
+        }
+        self.gc_objects.push(object);
+    }
+
+    pub(super) fn receive_synchronized(&mut self, link: LinkId, object: ObjectId, us_ago: u64, now: Instant) {
+        let channel = self.links.get(&link).and_then(|l| l.receiving.get(&object).copied());
+        if let Some(channel) = channel {
+            self.apply_synchronized(object, channel.sink, DataSynchronized::from_micros_ago(us_ago, now), now);
+        }
+        self.gc_objects.push(object);
+    }
+
+    /// Parent side: elects child `link` as the object's exposer.
+    pub(crate) fn assign_downstream(&mut self, link: LinkId, object: ObjectId, capacity: u32) {
+        let Some(id) = self.my_object_id(link, object) else { return };
+        let sink = SinkId(next(&mut self.ids.sink));
+        let load = 1.0 / f64::from(capacity.max(1));
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.load += load;
+            rec.receiving.insert(object, ReceivingChannel { sink, load });
+        }
+        self.queue_frame(link, Frame::AssignExposer { object: id });
+    }
+
+    /// Parent side: child `link` is no longer the object's exposer.
+    pub(crate) fn revoke_downstream(&mut self, link: LinkId, object: ObjectId, now: Instant) {
+        let Some(channel) = self.links.get_mut(&link).and_then(|l| l.receiving.remove(&object)) else { return };
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.load = (rec.load - channel.load).max(0.0);
+        }
+        self.desynchronize(object, channel.sink, now);
+        if let Some(id) = self.links.get(&link).and_then(|l| l.my_objects.get(&object).copied()) {
+            self.queue_frame(link, Frame::RevokeExposer { object: id });
+        }
+    }
+
+    /// Parent side: starts or stops streams to children so that exactly those observing the
+    /// object, other than its exposer, get one while an exposer is elected.
+    pub(crate) fn update_downstream_streams(&mut self, object: ObjectId) {
+        let Some(rec) = self.objects.get(&object) else { return };
+        let exposer = rec.exposer;
+        let streaming = rec.down_streaming.clone();
+        for interest in self.downstream_interests(object) {
+            let link = interest.link;
+            let open = self.links.get(&link).is_some_and(|l| l.closed.is_none() && l.role == LinkRole::Downstream);
+            let wanted = open && interest.observes && exposer.is_some() && exposer != Some(Exposer::Downstream(link));
+            let active = streaming.contains(&link);
+            if wanted && !active {
+                let Some(id) = self.my_object_id(link, object) else { continue };
+                self.queue_frame(link, Frame::StreamStart { object: id });
+                self.open_sending(link, object);
+                if let Some(rec) = self.objects.get_mut(&object) {
+                    rec.down_streaming.push(link);
+                }
+            } else if !wanted && active {
+                if let Some(id) = self.links.get(&link).and_then(|l| l.my_objects.get(&object).copied()) {
+                    self.queue_frame(link, Frame::StreamEnd { object: id });
+                }
+                self.close_sending(link, object);
+                if let Some(rec) = self.objects.get_mut(&object) {
+                    rec.down_streaming.retain(|l| *l != link);
+                }
+            }
+        }
+    }
+
+    fn open_sending(&mut self, link: LinkId, object: ObjectId) {
+        let _ = self.my_object_id(link, object);
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.sending.insert(object, None);
+            rec.dirty_sending.insert(object);
+            let waker = rec.waker.take();
+            self.woken.extend(waker);
+        }
+    }
+
+    fn close_sending(&mut self, link: LinkId, object: ObjectId) {
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.sending.remove(&object);
+            rec.dirty_sending.remove(&object);
+        }
+    }
+
+    /// The object's state changed: every link sending it will look at it before its next batch.
+    pub(crate) fn notify_links(&mut self, object: ObjectId) {
+        let Some(rec) = self.objects.get(&object) else { return };
+        let mut links: Vec<LinkId> = rec.down_streaming.clone();
+        if rec.up_sending
+            && let Some(upstream) = self.upstream
+        {
+            links.push(upstream);
+        }
+        for link in links {
+            if let Some(rec) = self.links.get_mut(&link)
+                && rec.sending.contains_key(&object)
+            {
+                rec.dirty_sending.insert(object);
+                let waker = rec.waker.take();
+                self.woken.extend(waker);
+            }
+        }
+    }
+
+    /// Appends what the channel for `object` on `link` must send now, if anything.
+    pub(super) fn transmit_state(&mut self, link: LinkId, object: ObjectId, now: Instant, out: &mut Vec<LinkOutput>) {
+        let Some(current) = self.objects.get(&object).and_then(|o| o.state()) else { return };
+        let Some(last) = self.links.get(&link).and_then(|l| l.sending.get(&object).cloned()) else { return };
+        let Some(id) = self.my_object_id(link, object) else { return };
+        let Some(rec) = self.links.get_mut(&link) else { return };
+        // A declaration made just now must precede the state that uses it.
+        out.extend(rec.control.drain(..));
+        let us_ago = current.synchronized.to_micros_ago(now);
+        match &last {
+            Some(last) if last.version == current.version => {
+                if last.synchronized != current.synchronized {
+                    out.push(LinkOutput::Frame(Frame::Synchronized { object: id, us_ago }));
+                }
+            }
+            _ => out.push(LinkOutput::State {
+                object: id,
+                state: current.clone(),
+                baseline: last.clone(),
+                synchronized_us_ago: us_ago,
+            }),
+        }
+        rec.sending.insert(object, Some(current));
+    }
+}

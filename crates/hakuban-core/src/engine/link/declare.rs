@@ -1,0 +1,177 @@
+//! Declarations up the tree: what a node tells its parent it observes and exposes (the aggregate
+//! of its local contracts and its children's declarations), coalesced so that several changes
+//! between two transmissions send only the net result; and the parent's record of its children's
+//! declarations.
+
+use std::time::Instant;
+
+use hakuban_proto::{DeclarationState, Frame};
+
+use super::LinkOutput;
+use crate::engine::{Engine, LinkId, ObjectId, TagId};
+
+impl Engine {
+    /// What this node declares upward for `object`: local object contracts and children's
+    /// object-level declarations (tag contracts travel as tag declarations).
+    fn object_declaration(&self, object: ObjectId) -> DeclarationState {
+        let Some(rec) = self.objects.get(&object) else { return DeclarationState::default() };
+        let observe = !rec.observers.is_empty() || rec.down.iter().any(|(_, d)| d.observe);
+        let mut capacity: Option<u32> = None;
+        for contract in &rec.exposers {
+            let c = self.contracts.get(contract).map_or(0, |c| c.capacity);
+            capacity = Some(capacity.unwrap_or(0).saturating_add(c));
+        }
+        for (_, declaration) in &rec.down {
+            if let Some(c) = declaration.expose {
+                capacity = Some(capacity.unwrap_or(0).saturating_add(c));
+            }
+        }
+        DeclarationState { observe, expose: capacity }
+    }
+
+    fn tag_declaration(&self, tag: TagId) -> DeclarationState {
+        let Some(rec) = self.tags.get(&tag) else { return DeclarationState::default() };
+        let observe = !rec.observers.is_empty() || rec.down.iter().any(|(_, d)| d.observe);
+        let mut capacity: Option<u32> = None;
+        for contract in &rec.exposers {
+            let c = self.contracts.get(contract).map_or(0, |c| c.capacity);
+            capacity = Some(capacity.unwrap_or(0).saturating_add(c));
+        }
+        for (_, declaration) in &rec.down {
+            if let Some(c) = declaration.expose {
+                capacity = Some(capacity.unwrap_or(0).saturating_add(c));
+            }
+        }
+        DeclarationState { observe, expose: capacity }
+    }
+
+    /// The object's declaration may have changed: the upstream link re-checks it before sending.
+    pub(crate) fn declaration_may_change(&mut self, object: ObjectId) {
+        let Some(link) = self.upstream else { return };
+        if let Some(rec) = self.links.get_mut(&link)
+            && rec.dirty_objects.insert(object)
+        {
+            let waker = rec.waker.take();
+            self.woken.extend(waker);
+        }
+    }
+
+    pub(crate) fn tag_declaration_may_change(&mut self, tag: TagId) {
+        let Some(link) = self.upstream else { return };
+        if let Some(rec) = self.links.get_mut(&link)
+            && rec.dirty_tags.insert(tag)
+        {
+            let waker = rec.waker.take();
+            self.woken.extend(waker);
+        }
+    }
+
+    /// A new upstream: everything is declared anew (the contract half of resynchronisation).
+    pub(super) fn redeclare_everything(&mut self, link: LinkId) {
+        let objects: Vec<ObjectId> = self.objects.keys().copied().collect();
+        let tags: Vec<TagId> = self.tags.keys().copied().collect();
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.dirty_objects.extend(objects);
+            rec.dirty_tags.extend(tags);
+        }
+    }
+
+    /// Turns the upstream link's changed declarations into frames (tags after objects, each in
+    /// id order so transcripts are deterministic).
+    pub(super) fn flush_declarations(&mut self, link: LinkId) {
+        let Some(rec) = self.links.get_mut(&link) else { return };
+        if rec.dirty_objects.is_empty() && rec.dirty_tags.is_empty() {
+            return;
+        }
+        let mut objects: Vec<ObjectId> = rec.dirty_objects.drain().collect();
+        let mut tags: Vec<TagId> = rec.dirty_tags.drain().collect();
+        objects.sort_unstable();
+        tags.sort_unstable();
+        for object in objects {
+            let state = self.object_declaration(object);
+            let sent = self.links.get(&link).and_then(|r| r.sent_objects.get(&object).copied()).unwrap_or_default();
+            if state == sent {
+                continue;
+            }
+            let Some(id) = self.my_object_id(link, object) else { continue };
+            if let Some(rec) = self.links.get_mut(&link) {
+                if state.is_empty() {
+                    rec.sent_objects.remove(&object);
+                } else {
+                    rec.sent_objects.insert(object, state);
+                }
+                rec.control.push_back(LinkOutput::Frame(Frame::ObjectInterest { object: id, state }));
+            }
+        }
+        for tag in tags {
+            let state = self.tag_declaration(tag);
+            let sent = self.links.get(&link).and_then(|r| r.sent_tags.get(&tag).copied()).unwrap_or_default();
+            if state == sent {
+                continue;
+            }
+            let Some(id) = self.my_tag_id(link, tag) else { continue };
+            if let Some(rec) = self.links.get_mut(&link) {
+                if state.is_empty() {
+                    rec.sent_tags.remove(&tag);
+                } else {
+                    rec.sent_tags.insert(tag, state);
+                }
+                rec.control.push_back(LinkOutput::Frame(Frame::TagInterest { tag: id, state }));
+            }
+        }
+    }
+
+    /// Parent side: a child's object-level declaration.
+    pub(super) fn set_downstream_object_declaration(
+        &mut self,
+        link: LinkId,
+        object: ObjectId,
+        state: DeclarationState,
+        now: Instant,
+    ) {
+        let Some(rec) = self.objects.get_mut(&object) else { return };
+        rec.down.retain(|(l, _)| *l != link);
+        if !state.is_empty() {
+            rec.down.push((link, state));
+            rec.down.sort_by_key(|(l, _)| *l);
+        }
+        if let Some(link_rec) = self.links.get_mut(&link) {
+            if state.is_empty() {
+                link_rec.declared_objects.remove(&object);
+            } else {
+                link_rec.declared_objects.insert(object);
+            }
+        }
+        self.refresh(object, now);
+        self.gc_objects.push(object);
+    }
+
+    /// Parent side: a child's tag-level declaration.
+    pub(super) fn set_downstream_tag_declaration(
+        &mut self,
+        link: LinkId,
+        tag: TagId,
+        state: DeclarationState,
+        now: Instant,
+    ) {
+        let objects = self.tag_objects(tag, |rec| {
+            rec.down.retain(|(l, _)| *l != link);
+            if !state.is_empty() {
+                rec.down.push((link, state));
+                rec.down.sort_by_key(|(l, _)| *l);
+            }
+        });
+        if let Some(link_rec) = self.links.get_mut(&link) {
+            if state.is_empty() {
+                link_rec.declared_tags.remove(&tag);
+            } else {
+                link_rec.declared_tags.insert(tag);
+            }
+        }
+        self.tag_declaration_may_change(tag);
+        for object in objects {
+            self.refresh(object, now);
+        }
+        self.remove_tag_if_unreferenced(tag);
+    }
+}

@@ -1,0 +1,492 @@
+//! Links: the engine's side of a connection to a parent (upstream) or a child (downstream).
+//!
+//! A link turns incoming frames into inputs (declarations, assignments, states) and produces the
+//! frames its peer needs: the hello, declarations of what this node observes and exposes
+//! (aggregated and coalesced, upstream only), exposer assignments and state streams (downstream),
+//! states, keep-alives. Decoding, delta reconstruction and encoding happen outside the engine, in
+//! [`crate::Link`]; here frames carry whole states.
+//!
+//! This file holds the link record, opening and closing, deadlines and the transmit queue;
+//! `receive.rs` dispatches incoming frames, `declare.rs` aggregates declarations up the tree and
+//! `channels.rs` decides which states flow where.
+
+mod channels;
+mod declare;
+mod receive;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use hakuban_proto::{DeclarationState, Frame, LoadLimitPoint};
+use hashbrown::{HashMap, HashSet};
+
+use super::{Engine, LinkId, ObjectId, SinkId, TagId, next};
+use crate::descriptor::{ObjectDescriptor, TagDescriptor};
+use crate::state::{DataBytes, ObjectState};
+
+/// Which way a link points in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkRole {
+    /// To our parent: we declare our contracts to it; it elects exposers and streams states.
+    Upstream,
+    /// To a child: it declares its contracts to us.
+    Downstream,
+}
+
+/// Settings of one link.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Our name, sent in the hello.
+    pub name: String,
+    /// The link fails if nothing arrives for this long. Default 120 s.
+    pub timeout: Duration,
+    /// A keep-alive is sent after this long without sending anything. Default 60 s; keep it
+    /// below the peer's timeout.
+    pub keep_alive: Duration,
+    /// Load-limit schedule sent to the parent (upstream links only; empty: unlimited).
+    pub load_limit: Vec<LoadLimitPoint>,
+    /// Bounds on what the peer may send.
+    pub limits: hakuban_proto::Limits,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            name: "hakuban".to_string(),
+            timeout: Duration::from_secs(120),
+            keep_alive: Duration::from_secs(60),
+            load_limit: Vec::new(),
+            limits: hakuban_proto::Limits::default(),
+        }
+    }
+}
+
+/// A frame the engine wants sent, before payload encoding.
+#[derive(Clone, Debug)]
+pub enum LinkOutput {
+    /// A frame ready to encode as is.
+    Frame(Frame),
+    /// A state of `object` (our id on this link); `baseline` is the previous state sent on the
+    /// same channel, if any, for the encoder to compute a delta and omit an unchanged format.
+    State {
+        /// Our id of the object on this link.
+        object: u32,
+        /// The state to send.
+        state: Arc<ObjectState<DataBytes>>,
+        /// What the peer holds for this channel.
+        baseline: Option<Arc<ObjectState<DataBytes>>>,
+        /// Synchronisation age at send time, in microseconds (0: now).
+        synchronized_us_ago: u64,
+    },
+}
+
+/// A frame from the peer, decoded and with its state reconstructed.
+#[derive(Clone, Debug)]
+pub enum LinkInput {
+    /// The peer's hello (its version was already checked).
+    Hello {
+        /// The peer's name.
+        name: String,
+        /// The peer's load-limit schedule.
+        load_limit: Vec<LoadLimitPoint>,
+    },
+    /// The peer binds `id` to an object descriptor.
+    DeclareObject(u32, ObjectDescriptor),
+    /// The peer binds `id` to a tag descriptor.
+    DeclareTag(u32, TagDescriptor),
+    /// The peer drops an object id.
+    ForgetObject(u32),
+    /// The peer drops a tag id.
+    ForgetTag(u32),
+    /// A child's aggregated declaration on an object.
+    ObjectInterest(u32, DeclarationState),
+    /// A child's aggregated declaration on a tag.
+    TagInterest(u32, DeclarationState),
+    /// The parent elects us as the object's exposer.
+    AssignExposer(u32),
+    /// The parent no longer wants us to expose the object.
+    RevokeExposer(u32),
+    /// The parent starts streaming the object to us.
+    StreamStart(u32),
+    /// The parent stops streaming the object to us.
+    StreamEnd(u32),
+    /// A state of the object.
+    State(u32, ObjectState<DataBytes>),
+    /// Only the synchronisation of the object's last state changed.
+    Synchronized(u32, u64),
+    /// Keeps the link alive.
+    KeepAlive,
+    /// The peer closes the link.
+    Close(String),
+}
+
+pub(crate) struct LinkRec {
+    pub role: LinkRole,
+    pub config: LinkConfig,
+    pub peer_name: Option<String>,
+    pub hello_received: bool,
+    /// Parent side: the child's load-limit timeline (instant, limit), sorted.
+    pub load_limit: Vec<(Instant, f64)>,
+    /// Parent side: Σ 1/capacity over the objects assigned to this child.
+    pub load: f64,
+    pub last_rx: Instant,
+    pub last_tx: Instant,
+    pub closed: Option<String>,
+    pub peer_objects: HashMap<u32, ObjectDescriptor>,
+    pub peer_tags: HashMap<u32, TagDescriptor>,
+    pub my_objects: HashMap<ObjectId, u32>,
+    pub my_tags: HashMap<TagId, u32>,
+    pub next_id: u32,
+    /// Upstream: what we last declared per object and tag, and what may have changed since.
+    pub sent_objects: HashMap<ObjectId, DeclarationState>,
+    pub sent_tags: HashMap<TagId, DeclarationState>,
+    pub dirty_objects: HashSet<ObjectId>,
+    pub dirty_tags: HashSet<TagId>,
+    /// Downstream: objects and tags this child declared (declarations live on the records).
+    pub declared_objects: HashSet<ObjectId>,
+    pub declared_tags: HashSet<TagId>,
+    /// Channels we send states on: the state last sent on each.
+    pub sending: HashMap<ObjectId, Option<Arc<ObjectState<DataBytes>>>>,
+    pub dirty_sending: HashSet<ObjectId>,
+    /// Channels we accept states on, each with the sink id its producer counts as.
+    pub receiving: HashMap<ObjectId, ReceivingChannel>,
+    pub control: VecDeque<LinkOutput>,
+    pub waker: Option<Waker>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReceivingChannel {
+    pub sink: SinkId,
+    /// Parent side: the load this assignment added to the child.
+    pub load: f64,
+}
+
+/// Why a link was closed by us.
+pub(crate) type Violation = String;
+
+impl Engine {
+    /// Opens a link; its first output is our hello. An upstream link is refused if one is
+    /// already open: the network must stay a tree.
+    pub fn open_link(&mut self, role: LinkRole, config: LinkConfig, now: Instant) -> Result<LinkId, String> {
+        if role == LinkRole::Upstream && self.upstream.is_some() {
+            return Err("this exchange already has an upstream link".to_string());
+        }
+        let id = LinkId(next(&mut self.ids.link));
+        let hello = Frame::Hello {
+            version: hakuban_proto::PROTOCOL_VERSION,
+            name: config.name.clone(),
+            load_limit: if role == LinkRole::Upstream { config.load_limit.clone() } else { Vec::new() },
+            token: None,
+        };
+        let mut control = VecDeque::new();
+        control.push_back(LinkOutput::Frame(hello));
+        self.links.insert(
+            id,
+            LinkRec {
+                role,
+                config,
+                peer_name: None,
+                hello_received: false,
+                load_limit: Vec::new(),
+                load: 0.0,
+                last_rx: now,
+                last_tx: now,
+                closed: None,
+                peer_objects: HashMap::new(),
+                peer_tags: HashMap::new(),
+                my_objects: HashMap::new(),
+                my_tags: HashMap::new(),
+                next_id: 1,
+                sent_objects: HashMap::new(),
+                sent_tags: HashMap::new(),
+                dirty_objects: HashSet::new(),
+                dirty_tags: HashSet::new(),
+                declared_objects: HashSet::new(),
+                declared_tags: HashSet::new(),
+                sending: HashMap::new(),
+                dirty_sending: HashSet::new(),
+                receiving: HashMap::new(),
+                control,
+                waker: None,
+            },
+        );
+        if role == LinkRole::Upstream {
+            self.upstream = Some(id);
+            self.redeclare_everything(id);
+        }
+        self.finish_input();
+        Ok(id)
+    }
+
+    /// Closes a link (the connection died, or we close it): every declaration, assignment and
+    /// channel it carried is withdrawn and exposers are re-elected. Its record stays, closed,
+    /// until [`Engine::remove_link`], so the transport can read the reason.
+    pub fn close_link(&mut self, link: LinkId, reason: &str, now: Instant) {
+        let Some(rec) = self.links.get_mut(&link) else { return };
+        if rec.closed.is_some() {
+            return;
+        }
+        rec.closed = Some(reason.to_string());
+        let waker = rec.waker.take();
+        self.woken.extend(waker);
+        let role = rec.role;
+        let declared_objects: Vec<ObjectId> = rec.declared_objects.drain().collect();
+        let declared_tags: Vec<TagId> = rec.declared_tags.drain().collect();
+        let sending: Vec<ObjectId> = rec.sending.drain().map(|(o, _)| o).collect();
+        let receiving: Vec<(ObjectId, ReceivingChannel)> = rec.receiving.drain().collect();
+        rec.dirty_sending.clear();
+        rec.control.clear();
+        if self.upstream == Some(link) {
+            self.upstream = None;
+        }
+        let mut affected: HashSet<ObjectId> = HashSet::new();
+        for object in declared_objects {
+            if let Some(o) = self.objects.get_mut(&object) {
+                o.down.retain(|(l, _)| *l != link);
+            }
+            affected.insert(object);
+        }
+        for tag in declared_tags {
+            if let Some(t) = self.tags.get_mut(&tag) {
+                t.down.retain(|(l, _)| *l != link);
+                affected.extend(t.objects.iter().copied());
+            }
+            self.remove_tag_if_unreferenced(tag);
+        }
+        for object in sending {
+            if let Some(o) = self.objects.get_mut(&object) {
+                o.down_streaming.retain(|l| *l != link);
+                if role == LinkRole::Upstream {
+                    o.up_sending = false;
+                }
+            }
+            affected.insert(object);
+        }
+        for (object, channel) in receiving {
+            if let Some(o) = self.objects.get_mut(&object) {
+                if role == LinkRole::Upstream {
+                    o.up_receiving = false;
+                }
+                if matches!(o.exposer, Some(super::records::Exposer::Downstream(l) | super::records::Exposer::Upstream(l)) if l == link)
+                {
+                    o.exposer = None;
+                }
+            }
+            self.desynchronize(object, channel.sink, now);
+            affected.insert(object);
+        }
+        let mut affected: Vec<ObjectId> = affected.into_iter().collect();
+        affected.sort_unstable();
+        for object in affected {
+            self.refresh(object, now);
+            self.gc_objects.push(object);
+        }
+        self.finish_input();
+    }
+
+    /// Forgets a closed link's record (its handle is gone). Closes it first if needed.
+    pub fn remove_link(&mut self, link: LinkId, now: Instant) {
+        self.close_link(link, "link dropped", now);
+        self.links.remove(&link);
+    }
+
+    /// Why the link was closed, if it was.
+    pub fn link_closed(&self, link: LinkId) -> Option<&str> {
+        match self.links.get(&link) {
+            Some(rec) => rec.closed.as_deref(),
+            None => Some("link removed"),
+        }
+    }
+
+    /// The peer's name, once its hello arrived.
+    pub fn link_peer_name(&self, link: LinkId) -> Option<&str> {
+        self.links.get(&link).and_then(|rec| rec.peer_name.as_deref())
+    }
+
+    /// Feeds one decoded frame from the peer. A protocol violation closes the link and is
+    /// returned; the frame's effects on other links are those of the closing.
+    pub fn link_receive(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), String> {
+        let Some(rec) = self.links.get_mut(&link) else { return Err("link removed".to_string()) };
+        if let Some(reason) = &rec.closed {
+            return Err(reason.clone());
+        }
+        rec.last_rx = now;
+        let result = self.dispatch(link, input, now);
+        if let Err(reason) = &result {
+            tracing::warn!(link = link.0, %reason, "closing link after a protocol violation");
+            self.close_link(link, reason, now);
+        }
+        self.finish_input();
+        result
+    }
+
+    /// Notes that the peer sent something not worth a frame (a transport keep-alive).
+    pub fn link_activity(&mut self, link: LinkId, now: Instant) {
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.last_rx = now;
+        }
+    }
+
+    /// Everything the link has to send now, oldest first; empty (and `waker` registered) when
+    /// there is nothing.
+    pub fn link_transmit(&mut self, link: LinkId, now: Instant, waker: &Waker) -> Vec<LinkOutput> {
+        self.flush_declarations(link);
+        let mut out = Vec::new();
+        let Some(rec) = self.links.get_mut(&link) else { return out };
+        if rec.closed.is_some() {
+            return out;
+        }
+        out.extend(rec.control.drain(..));
+        let dirty: Vec<ObjectId> = rec.dirty_sending.drain().collect();
+        for object in dirty {
+            self.transmit_state(link, object, now, &mut out);
+        }
+        if let Some(rec) = self.links.get_mut(&link) {
+            if out.is_empty() {
+                super::register(&mut rec.waker, waker);
+            } else {
+                rec.last_tx = now;
+            }
+        }
+        out
+    }
+
+    /// The next instant [`Engine::link_handle_timeout`] must be called for this link.
+    pub fn link_timeout(&self, link: LinkId) -> Option<Instant> {
+        let rec = self.links.get(&link)?;
+        if rec.closed.is_some() {
+            return None;
+        }
+        Some((rec.last_rx + rec.config.timeout).min(rec.last_tx + rec.config.keep_alive))
+    }
+
+    /// Handles the link's deadlines: a silent peer closes the link; an idle link gets a
+    /// keep-alive queued. Calling early is harmless.
+    pub fn link_handle_timeout(&mut self, link: LinkId, now: Instant) {
+        let Some(rec) = self.links.get_mut(&link) else { return };
+        if rec.closed.is_some() {
+            return;
+        }
+        if now >= rec.last_rx + rec.config.timeout {
+            let reason = format!("nothing received for {:?}", rec.config.timeout);
+            self.close_link(link, &reason, now);
+            return;
+        }
+        if now >= rec.last_tx + rec.config.keep_alive && rec.control.is_empty() {
+            rec.control.push_back(LinkOutput::Frame(Frame::KeepAlive));
+            rec.last_tx = now;
+            let waker = rec.waker.take();
+            self.woken.extend(waker);
+        }
+    }
+
+    /// Our id for `object` on `link`, declaring it to the peer first if new.
+    pub(super) fn my_object_id(&mut self, link: LinkId, object: ObjectId) -> Option<u32> {
+        let descriptor = self.objects.get(&object)?.descriptor.clone();
+        let rec = self.links.get_mut(&link)?;
+        if let Some(id) = rec.my_objects.get(&object) {
+            return Some(*id);
+        }
+        let id = rec.next_id;
+        rec.next_id = rec.next_id.wrapping_add(1).max(1);
+        rec.my_objects.insert(object, id);
+        rec.control.push_back(LinkOutput::Frame(Frame::DeclareObject {
+            id,
+            tags: descriptor.tags_to_strings(),
+            json: descriptor.json_to_string(),
+        }));
+        Some(id)
+    }
+
+    pub(super) fn my_tag_id(&mut self, link: LinkId, tag: TagId) -> Option<u32> {
+        let descriptor = self.tags.get(&tag)?.descriptor.clone();
+        let rec = self.links.get_mut(&link)?;
+        if let Some(id) = rec.my_tags.get(&tag) {
+            return Some(*id);
+        }
+        let id = rec.next_id;
+        rec.next_id = rec.next_id.wrapping_add(1).max(1);
+        rec.my_tags.insert(tag, id);
+        rec.control.push_back(LinkOutput::Frame(Frame::DeclareTag { id, json: descriptor.json_to_string() }));
+        Some(id)
+    }
+
+    /// Queues a control frame and wakes the link's transmitter.
+    pub(super) fn queue_frame(&mut self, link: LinkId, frame: Frame) {
+        if let Some(rec) = self.links.get_mut(&link)
+            && rec.closed.is_none()
+        {
+            rec.control.push_back(LinkOutput::Frame(frame));
+            let waker = rec.waker.take();
+            self.woken.extend(waker);
+        }
+    }
+
+    /// The object record is going away: links that named it forget its id.
+    pub(super) fn forget_object_on_links(&mut self, object: ObjectId) {
+        for rec in self.links.values_mut() {
+            rec.sent_objects.remove(&object);
+            rec.dirty_objects.remove(&object);
+            if let Some(id) = rec.my_objects.remove(&object)
+                && rec.closed.is_none()
+            {
+                rec.control.push_back(LinkOutput::Frame(Frame::ForgetObject { id }));
+            }
+        }
+    }
+
+    pub(super) fn forget_tag_on_links(&mut self, tag: TagId) {
+        for rec in self.links.values_mut() {
+            rec.sent_tags.remove(&tag);
+            rec.dirty_tags.remove(&tag);
+            if let Some(id) = rec.my_tags.remove(&tag)
+                && rec.closed.is_none()
+            {
+                rec.control.push_back(LinkOutput::Frame(Frame::ForgetTag { id }));
+            }
+        }
+    }
+}
+
+/// The limit in force at `now` for a timeline built from a load-limit schedule: `None` is
+/// unlimited. Linear between points; the last point's value after it.
+pub(crate) fn current_load_limit(timeline: &[(Instant, f64)], now: Instant) -> Option<f64> {
+    let first = timeline.first()?;
+    let mut previous = *first;
+    if now <= first.0 {
+        return Some(first.1);
+    }
+    for point in &timeline[1..] {
+        if now < point.0 {
+            let span = point.0.saturating_duration_since(previous.0).as_secs_f64();
+            if span <= 0.0 {
+                return Some(point.1);
+            }
+            let t = now.saturating_duration_since(previous.0).as_secs_f64() / span;
+            return Some(previous.1 + (point.1 - previous.1) * t);
+        }
+        previous = *point;
+    }
+    Some(previous.1)
+}
+
+/// Builds the timeline of a child's schedule received at `now`: starts at 0, then the points.
+/// Negative or non-finite offsets are clamped to 0.
+pub(crate) fn load_limit_timeline(schedule: &[LoadLimitPoint], now: Instant) -> Vec<(Instant, f64)> {
+    if schedule.is_empty() {
+        return Vec::new();
+    }
+    let mut timeline = vec![(now, 0.0)];
+    for point in schedule {
+        let seconds = if point.after_seconds.is_finite() { point.after_seconds.clamp(0.0, 1e9) } else { 0.0 };
+        timeline.push((now + Duration::from_secs_f64(f64::from(seconds)), f64::from(point.limit)));
+    }
+    timeline.sort_by(|a, b| a.0.cmp(&b.0));
+    // A point at the very start replaces the implicit zero: `load-limit=3` means 3 at once.
+    while timeline.len() > 1 && timeline[1].0 <= now {
+        timeline.remove(0);
+    }
+    timeline
+}

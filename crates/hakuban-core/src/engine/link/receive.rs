@@ -1,0 +1,125 @@
+//! Incoming frames: checks that each is legal for the link's role and state, then applies it.
+
+use std::time::Instant;
+
+use hakuban_proto::DeclarationState;
+
+use super::{LinkInput, LinkRole, Violation, current_load_limit, load_limit_timeline};
+use crate::engine::{Engine, LinkId, ObjectId};
+
+impl Engine {
+    pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), Violation> {
+        let Some(rec) = self.links.get_mut(&link) else { return Ok(()) };
+        let role = rec.role;
+        match input {
+            LinkInput::Hello { name, load_limit } => {
+                if rec.hello_received {
+                    return Err("second hello".to_string());
+                }
+                rec.hello_received = true;
+                tracing::info!(link = link.0, peer = %name, "link established");
+                rec.peer_name = Some(name);
+                if role == LinkRole::Downstream {
+                    rec.load_limit = load_limit_timeline(&load_limit, now);
+                }
+                return Ok(());
+            }
+            _ if !rec.hello_received => return Err("a frame arrived before the hello".to_string()),
+            LinkInput::KeepAlive => return Ok(()),
+            LinkInput::Close(reason) => return Err(format!("peer closed the link: {reason}")),
+            LinkInput::DeclareObject(id, descriptor) => {
+                if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
+                    && !rec.peer_objects.contains_key(&id)
+                {
+                    return Err(format!("more than {} declarations", rec.config.limits.max_declarations));
+                }
+                rec.peer_objects.insert(id, descriptor);
+                return Ok(());
+            }
+            LinkInput::DeclareTag(id, descriptor) => {
+                if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
+                    && !rec.peer_tags.contains_key(&id)
+                {
+                    return Err(format!("more than {} declarations", rec.config.limits.max_declarations));
+                }
+                rec.peer_tags.insert(id, descriptor);
+                return Ok(());
+            }
+            LinkInput::ForgetObject(id) => {
+                let forgotten = rec.peer_objects.remove(&id);
+                if role == LinkRole::Downstream
+                    && let Some(descriptor) = forgotten
+                    && let Some(object) = self.object_index.get(&descriptor).copied()
+                {
+                    self.set_downstream_object_declaration(link, object, DeclarationState::default(), now);
+                }
+                return Ok(());
+            }
+            LinkInput::ForgetTag(id) => {
+                let forgotten = rec.peer_tags.remove(&id);
+                if role == LinkRole::Downstream
+                    && let Some(descriptor) = forgotten
+                    && let Some(tag) = self.tag_index.get(&descriptor).copied()
+                {
+                    self.set_downstream_tag_declaration(link, tag, DeclarationState::default(), now);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        match (role, input) {
+            (LinkRole::Downstream, LinkInput::ObjectInterest(id, state)) => {
+                let object = self.peer_object(link, id)?;
+                self.set_downstream_object_declaration(link, object, state, now);
+            }
+            (LinkRole::Downstream, LinkInput::TagInterest(id, state)) => {
+                let descriptor = self.links.get(&link).and_then(|rec| rec.peer_tags.get(&id).cloned());
+                let descriptor = descriptor.ok_or_else(|| format!("undeclared tag id {id}"))?;
+                let tag = self.tag_for(&descriptor);
+                self.set_downstream_tag_declaration(link, tag, state, now);
+            }
+            (LinkRole::Upstream, LinkInput::AssignExposer(id)) => {
+                let object = self.peer_object(link, id)?;
+                self.start_sending_up(link, object, now);
+            }
+            (LinkRole::Upstream, LinkInput::RevokeExposer(id)) => {
+                let object = self.peer_object(link, id)?;
+                self.stop_sending_up(link, object, now);
+            }
+            (LinkRole::Upstream, LinkInput::StreamStart(id)) => {
+                let object = self.peer_object(link, id)?;
+                self.start_receiving_from_upstream(link, object, now);
+            }
+            (LinkRole::Upstream, LinkInput::StreamEnd(id)) => {
+                let object = self.peer_object(link, id)?;
+                self.stop_receiving_from_upstream(link, object, now);
+            }
+            (_, LinkInput::State(id, state)) => {
+                let object = self.peer_object(link, id)?;
+                self.receive_state(link, object, state, now);
+            }
+            (_, LinkInput::Synchronized(id, us_ago)) => {
+                let object = self.peer_object(link, id)?;
+                self.receive_synchronized(link, object, us_ago, now);
+            }
+            (role, input) => return Err(format!("{input:?} is not allowed from a {role:?} peer's side")),
+        }
+        Ok(())
+    }
+
+    /// The local object named by the peer's `id`, created if missing.
+    fn peer_object(&mut self, link: LinkId, id: u32) -> Result<ObjectId, Violation> {
+        let descriptor = self.links.get(&link).and_then(|rec| rec.peer_objects.get(&id).cloned());
+        let descriptor = descriptor.ok_or_else(|| format!("undeclared object id {id}"))?;
+        Ok(self.object_for(&descriptor))
+    }
+
+    /// Whether a child may take one more object of capacity `capacity` (parent side).
+    pub(crate) fn downstream_has_room(&self, link: LinkId, capacity: u32, now: Instant) -> bool {
+        let Some(rec) = self.links.get(&link) else { return false };
+        match current_load_limit(&rec.load_limit, now) {
+            None => true,
+            Some(limit) => rec.load + 1.0 / f64::from(capacity.max(1)) <= limit + 1e-9,
+        }
+    }
+}
