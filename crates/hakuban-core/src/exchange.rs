@@ -5,6 +5,7 @@
 //! the lock (see [`StreamReader`](crate::engine::StreamReader)).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -15,12 +16,15 @@ use crate::contract::{
     ObjectExposeContractBuilder, ObjectObserveContractBuilder, TagExposeContractBuilder, TagObserveContractBuilder,
 };
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{Engine, EngineCounts};
+use crate::engine::{Engine, EngineCounts, LinkConfig, LinkRole};
+use crate::link::{Link, LinkError};
 use crate::snapshot::ExchangeSnapshot;
 
 /// The state shared by an exchange and every handle it gave out.
 pub(crate) struct Shared {
     engine: Mutex<Engine>,
+    /// Set while an [`UpstreamReservation`] (a connector) owns the right to the upstream.
+    upstream_reserved: AtomicBool,
 }
 
 impl Shared {
@@ -71,7 +75,9 @@ impl std::fmt::Debug for Exchange {
 impl Exchange {
     /// A new, empty, unconnected exchange.
     pub fn new() -> Self {
-        Exchange { shared: Arc::new(Shared { engine: Mutex::new(Engine::new()) }) }
+        Exchange {
+            shared: Arc::new(Shared { engine: Mutex::new(Engine::new()), upstream_reserved: AtomicBool::new(false) }),
+        }
     }
 
     /// Starts declaring interest in observing one object.
@@ -94,6 +100,30 @@ impl Exchange {
         TagExposeContractBuilder::new(self.shared.clone(), tag.into())
     }
 
+    /// Opens a link for a transport to drive (see [`Link`]). An exchange has at most one
+    /// upstream: opening a second one, or one while a connector holds the
+    /// [reservation](Self::reserve_upstream), fails with [`LinkError::UpstreamTaken`].
+    pub fn open_link(&self, role: LinkRole, config: LinkConfig) -> Result<Link, LinkError> {
+        if role == LinkRole::Upstream && self.shared.upstream_reserved.load(Ordering::SeqCst) {
+            return Err(LinkError::UpstreamTaken);
+        }
+        Link::open(self.shared.clone(), role, config)
+    }
+
+    /// Reserves the exchange's one upstream for a connector that will open (and re-open, after
+    /// each disconnection) its links through the reservation. Fails if another reservation or an
+    /// upstream link exists. Dropping the reservation releases it.
+    pub fn reserve_upstream(&self) -> Result<UpstreamReservation, LinkError> {
+        if self.shared.upstream_reserved.swap(true, Ordering::SeqCst) {
+            return Err(LinkError::UpstreamTaken);
+        }
+        if self.shared.run(|engine| engine.has_upstream()) {
+            self.shared.upstream_reserved.store(false, Ordering::SeqCst);
+            return Err(LinkError::UpstreamTaken);
+        }
+        Ok(UpstreamReservation { shared: self.shared.clone() })
+    }
+
     /// What the exchange holds now: objects, tags, their flags, exposers and cached states.
     pub fn snapshot(&self) -> ExchangeSnapshot {
         let now = Instant::now();
@@ -109,5 +139,30 @@ impl Exchange {
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
         self.shared.run(|engine| engine.check_invariants())
+    }
+}
+
+/// The right to an exchange's one upstream, held by a connector; see
+/// [`Exchange::reserve_upstream`].
+pub struct UpstreamReservation {
+    shared: Arc<Shared>,
+}
+
+impl UpstreamReservation {
+    /// Opens the upstream link (one at a time: the previous one must be dropped first).
+    pub fn open_link(&self, config: LinkConfig) -> Result<Link, LinkError> {
+        Link::open(self.shared.clone(), LinkRole::Upstream, config)
+    }
+}
+
+impl Drop for UpstreamReservation {
+    fn drop(&mut self) {
+        self.shared.upstream_reserved.store(false, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for UpstreamReservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamReservation")
     }
 }

@@ -71,22 +71,28 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod codec;
 mod contract;
 mod descriptor;
 pub mod engine;
 mod exchange;
+mod link;
 mod sink;
 pub mod snapshot;
 mod state;
 mod stream;
 mod stream_ext;
 
+pub use codec::LinkCodec;
 pub use contract::{
     ObjectExposeContract, ObjectExposeContractBuilder, ObjectObserveContract, ObjectObserveContractBuilder,
     TagExposeContract, TagExposeContractBuilder, TagObserveContract, TagObserveContractBuilder,
 };
 pub use descriptor::{DescriptorError, ObjectDescriptor, TagDescriptor};
-pub use exchange::Exchange;
+pub use engine::{LinkConfig, LinkRole};
+pub use exchange::{Exchange, UpstreamReservation};
+pub use hakuban_proto::{Limits, LoadLimitPoint};
+pub use link::{Link, LinkError};
 pub use sink::{ObjectStateSink, ObjectStateSinkParams};
 pub use snapshot::ExchangeSnapshot;
 pub use state::{

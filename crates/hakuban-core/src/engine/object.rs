@@ -12,9 +12,17 @@ impl Engine {
     /// exposer (re)elected, stale data dropped. Cheap and idempotent; call after any change.
     pub(super) fn refresh(&mut self, object: ObjectId, now: Instant) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let live = !rec.observers.is_empty() || !rec.exposers.is_empty();
+        let live = !rec.observers.is_empty()
+            || !rec.exposers.is_empty()
+            || !rec.down.is_empty()
+            || rec.up_receiving
+            || rec.up_sending;
         let observed_by_tag = rec.tags.iter().any(|tag| self.tags.get(tag).is_some_and(|t| !t.observers.is_empty()));
-        let needed = live && (!rec.observers.is_empty() || observed_by_tag);
+        let children = self.downstream_interests(object);
+        let observing_children = children.iter().filter(|c| c.observes).count();
+        let child_needs_data = children.iter().any(|c| c.observes && !c.exposes) || observing_children >= 2;
+        let needed = live
+            && (rec.up_receiving || rec.up_sending || !rec.observers.is_empty() || observed_by_tag || child_needs_data);
         let was_live = rec.live;
         if let Some(rec) = self.objects.get_mut(&object) {
             rec.live = live;

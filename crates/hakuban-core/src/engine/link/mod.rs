@@ -292,6 +292,11 @@ impl Engine {
         self.links.remove(&link);
     }
 
+    /// Whether an upstream link is open.
+    pub fn has_upstream(&self) -> bool {
+        self.upstream.is_some()
+    }
+
     /// Why the link was closed, if it was.
     pub fn link_closed(&self, link: LinkId) -> Option<&str> {
         match self.links.get(&link) {
@@ -483,7 +488,7 @@ pub(crate) fn load_limit_timeline(schedule: &[LoadLimitPoint], now: Instant) -> 
         let seconds = if point.after_seconds.is_finite() { point.after_seconds.clamp(0.0, 1e9) } else { 0.0 };
         timeline.push((now + Duration::from_secs_f64(f64::from(seconds)), f64::from(point.limit)));
     }
-    timeline.sort_by(|a, b| a.0.cmp(&b.0));
+    timeline.sort_by_key(|point| point.0);
     // A point at the very start replaces the implicit zero: `load-limit=3` means 3 at once.
     while timeline.len() > 1 && timeline[1].0 <= now {
         timeline.remove(0);

@@ -1,0 +1,146 @@
+//! [`LinkCodec`]: bytes to link inputs and link outputs to bytes, outside the engine's lock.
+//!
+//! Decoding checks the protocol version and limits, parses descriptors and rebuilds states from
+//! deltas against what this side last received per object; encoding computes deltas against what
+//! the peer last received and omits an unchanged format. One codec per link and direction pair.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hakuban_proto::{Frame, Limits, PROTOCOL_VERSION, apply_payload, decode_batch, encode_batch, encode_payload};
+use hashbrown::HashMap;
+
+use crate::descriptor::{ObjectDescriptor, TagDescriptor};
+use crate::engine::{LinkInput, LinkOutput};
+use crate::state::{DataBytes, DataFormat, DataSynchronized, ObjectState};
+
+/// Messages are cut once they hold this many bytes, so one busy link cannot build huge batches.
+const BATCH_BYTES: usize = 1 << 20;
+/// Messages are cut at this many frames (well under the default decode limit).
+const BATCH_FRAMES: usize = 4096;
+
+/// Encoder and decoder of one link's transport messages.
+pub struct LinkCodec {
+    limits: Limits,
+    hello_seen: bool,
+    /// Per peer object id: the data and format of the last state received on its channel.
+    received: HashMap<u32, (DataBytes, DataFormat)>,
+}
+
+impl LinkCodec {
+    /// A codec enforcing `limits` on what it decodes.
+    pub fn new(limits: Limits) -> Self {
+        LinkCodec { limits, hello_seen: false, received: HashMap::new() }
+    }
+
+    /// Decodes one transport message received at `now`.
+    pub fn decode(&mut self, message: &[u8], now: Instant) -> Result<Vec<LinkInput>, String> {
+        let frames = decode_batch(message, &self.limits).map_err(|e| e.to_string())?;
+        let mut inputs = Vec::with_capacity(frames.len());
+        for frame in frames {
+            if !self.hello_seen && !matches!(frame, Frame::Hello { .. }) {
+                return Err("the first frame must be a hello".to_string());
+            }
+            inputs.push(self.decode_frame(frame, now)?);
+        }
+        Ok(inputs)
+    }
+
+    fn decode_frame(&mut self, frame: Frame, now: Instant) -> Result<LinkInput, String> {
+        Ok(match frame {
+            Frame::Hello { version, name, load_limit, token: _ } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(format!("peer speaks protocol version {version}, we speak {PROTOCOL_VERSION}"));
+                }
+                self.hello_seen = true;
+                LinkInput::Hello { name, load_limit }
+            }
+            Frame::DeclareObject { id, tags, json } => {
+                let descriptor =
+                    ObjectDescriptor::from_json_strings(&tags, &json).map_err(|e| format!("object {id}: {e}"))?;
+                LinkInput::DeclareObject(id, descriptor)
+            }
+            Frame::DeclareTag { id, json } => {
+                let descriptor = TagDescriptor::from_json_string(&json).map_err(|e| format!("tag {id}: {e}"))?;
+                LinkInput::DeclareTag(id, descriptor)
+            }
+            Frame::ForgetObject { id } => {
+                self.received.remove(&id);
+                LinkInput::ForgetObject(id)
+            }
+            Frame::ForgetTag { id } => LinkInput::ForgetTag(id),
+            Frame::ObjectInterest { object, state } => LinkInput::ObjectInterest(object, state),
+            Frame::TagInterest { tag, state } => LinkInput::TagInterest(tag, state),
+            Frame::AssignExposer { object } => LinkInput::AssignExposer(object),
+            Frame::RevokeExposer { object } => LinkInput::RevokeExposer(object),
+            Frame::StreamStart { object } => LinkInput::StreamStart(object),
+            Frame::StreamEnd { object } => LinkInput::StreamEnd(object),
+            Frame::State { object, version, format, payload, synchronized_us_ago } => {
+                let previous = self.received.get(&object);
+                let data =
+                    apply_payload(previous.map(|(data, _)| data.as_slice()), payload, self.limits.max_payload_bytes)
+                        .map_err(|e| format!("object {object}: {e}"))?;
+                let format = match (format, previous) {
+                    (Some(format), _) => format,
+                    (None, Some((_, format))) => format.clone(),
+                    (None, None) => return Err(format!("object {object}: first state without a format")),
+                };
+                let data = Arc::new(data);
+                self.received.insert(object, (data.clone(), format.clone()));
+                LinkInput::State(
+                    object,
+                    ObjectState {
+                        data,
+                        format,
+                        version,
+                        synchronized: DataSynchronized::from_micros_ago(synchronized_us_ago, now),
+                    },
+                )
+            }
+            Frame::Synchronized { object, us_ago } => LinkInput::Synchronized(object, us_ago),
+            Frame::KeepAlive => LinkInput::KeepAlive,
+            Frame::Close { reason } => LinkInput::Close(reason),
+        })
+    }
+
+    /// Encodes outputs into transport messages (several if there is much to send).
+    pub fn encode(&mut self, outputs: Vec<LinkOutput>, messages: &mut VecDeque<Vec<u8>>) {
+        let mut batch: Vec<Frame> = Vec::new();
+        let mut bytes = 0usize;
+        for output in outputs {
+            let frame = match output {
+                LinkOutput::Frame(frame) => frame,
+                LinkOutput::State { object, state, baseline, synchronized_us_ago } => {
+                    let format = match &baseline {
+                        Some(baseline) if baseline.format == state.format => None,
+                        _ => Some(state.format.clone()),
+                    };
+                    let payload = encode_payload(baseline.as_ref().map(|b| b.data.as_slice()), &state.data);
+                    Frame::State { object, version: state.version.clone(), format, payload, synchronized_us_ago }
+                }
+            };
+            bytes += frame_size_hint(&frame);
+            batch.push(frame);
+            if bytes >= BATCH_BYTES || batch.len() >= BATCH_FRAMES {
+                messages.push_back(encode_batch(&batch));
+                batch.clear();
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            messages.push_back(encode_batch(&batch));
+        }
+    }
+}
+
+/// Roughly how many bytes a frame encodes to (only used to cut batches).
+fn frame_size_hint(frame: &Frame) -> usize {
+    match frame {
+        Frame::State { payload: hakuban_proto::Payload::Full(data), .. } => data.len() + 32,
+        Frame::State { payload: hakuban_proto::Payload::Delta { middle, .. }, .. } => middle.len() + 48,
+        Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>() + 16,
+        Frame::DeclareTag { json, .. } => json.len() + 8,
+        _ => 16,
+    }
+}

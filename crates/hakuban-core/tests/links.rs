@@ -1,0 +1,208 @@
+//! Exchanges joined by in-memory links, pumped by hand: declarations, election across the tree,
+//! state channels, resynchronisation after a reconnection, protocol violations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::StreamExt;
+use futures::task::noop_waker;
+use hakuban_core::{
+    DataSynchronized, Exchange, Link, LinkConfig, LinkRole, ObjectState, ObjectStateSink, ObjectStateStream,
+};
+
+/// A child's upstream link and its parent's downstream link for it.
+struct Wire {
+    up: Link,
+    down: Link,
+}
+
+fn connect(child: &Exchange, parent: &Exchange) -> Wire {
+    let config = |name: &str| LinkConfig { name: name.to_string(), ..LinkConfig::default() };
+    Wire {
+        up: child.open_link(LinkRole::Upstream, config("child")).unwrap(),
+        down: parent.open_link(LinkRole::Downstream, config("parent")).unwrap(),
+    }
+}
+
+/// Moves messages both ways until both links are quiet; bounded, so a livelock fails.
+fn pump(wires: &mut [&mut Wire]) {
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..1000 {
+        let mut moved = false;
+        for wire in wires.iter_mut() {
+            while let Poll::Ready(Some(message)) = wire.up.poll_transmit(&mut cx) {
+                moved = true;
+                let _ = wire.down.receive(&message);
+            }
+            while let Poll::Ready(Some(message)) = wire.down.poll_transmit(&mut cx) {
+                moved = true;
+                let _ = wire.up.receive(&message);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("links never went quiet");
+}
+
+fn poll_next<S: futures::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    let waker = noop_waker();
+    match stream.poll_next_unpin(&mut Context::from_waker(&waker)) {
+        Poll::Ready(item) => item,
+        Poll::Pending => None,
+    }
+}
+
+fn latest(stream: &mut ObjectStateStream) -> Option<ObjectState<hakuban_core::DataBytes>> {
+    let mut last = None;
+    while let Some(state) = poll_next(stream) {
+        last = Some(state);
+    }
+    last
+}
+
+fn publish(sink: &ObjectStateSink, version: i64, data: &str) {
+    sink.publish(ObjectState::new(Arc::new(data.as_bytes().to_vec())).with_version([version]).with_format(["raw"]));
+}
+
+#[test]
+fn states_flow_from_one_child_to_another_through_the_parent() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut observe = a.object_observe_contract((["t"], "xxx")).build();
+    let mut expose = b.object_expose_contract((["t"], "xxx")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    let sink = poll_next(&mut expose).expect("b is elected once a observes");
+    publish(&sink, 1, "first");
+    pump(&mut [&mut wa, &mut wb]);
+    let mut stream = poll_next(&mut observe).unwrap();
+    let state = latest(&mut stream).expect("a receives b's state");
+    assert_eq!(
+        (state.version.clone(), state.data.as_slice(), state.format.clone()),
+        (vec![1], &b"first"[..], vec!["raw".to_string()])
+    );
+    assert_eq!(state.synchronized, DataSynchronized::Now);
+    publish(&sink, 2, "firsu");
+    pump(&mut [&mut wa, &mut wb]);
+    assert_eq!(latest(&mut stream).unwrap().data.as_slice(), b"firsu");
+
+    // The exposer's sink goes: a sees the same data, stale.
+    drop(sink);
+    pump(&mut [&mut wa, &mut wb]);
+    let stale = latest(&mut stream).unwrap();
+    assert_eq!(stale.version, vec![2]);
+    assert!(!stale.synchronized.is_now());
+}
+
+#[test]
+fn tag_observer_sees_objects_exposed_elsewhere_and_loses_them_on_disconnect() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut tag_observe = a.tag_observe_contract("t").build();
+    let mut expose = b.object_expose_contract((["t"], "xxx")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    let sink = poll_next(&mut expose).expect("b is elected for a's tag observer");
+    publish(&sink, 1, "x");
+    pump(&mut [&mut wa, &mut wb]);
+    let mut stream = poll_next(&mut tag_observe).expect("a's tag observer gets the object");
+    assert_eq!(latest(&mut stream).unwrap().version, vec![1]);
+
+    drop(wa);
+    let ended = stream.poll_next_unpin(&mut Context::from_waker(&noop_waker()));
+    assert!(matches!(ended, Poll::Ready(None)), "the object is no longer live at a");
+    pump(&mut [&mut wb]);
+    let mut sink = sink;
+    let params = sink.poll_next_unpin(&mut Context::from_waker(&noop_waker()));
+    assert!(matches!(params, Poll::Ready(None)), "b's sink is revoked when nobody observes");
+    drop(sink);
+    drop(tag_observe);
+    drop(expose);
+    pump(&mut [&mut wb]);
+    assert_eq!(router.counts().objects, 0);
+}
+
+#[test]
+fn a_reconnected_observer_gets_the_latest_state_first() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut observe = a.object_observe_contract((["t"], "xxx")).build();
+    let mut expose = b.object_expose_contract((["t"], "xxx")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    let sink = poll_next(&mut expose).unwrap();
+    publish(&sink, 1, "v1");
+    publish(&sink, 2, "v2");
+    pump(&mut [&mut wa, &mut wb]);
+    let mut stream = poll_next(&mut observe).unwrap();
+    assert_eq!(latest(&mut stream).unwrap().version, vec![2]);
+
+    drop(wa);
+    pump(&mut [&mut wb]);
+    let stale = latest(&mut stream).unwrap();
+    assert!(!stale.synchronized.is_now(), "disconnected: the state is stale");
+
+    let mut wa = connect(&a, &router);
+    pump(&mut [&mut wa, &mut wb]);
+    let mut sink = sink;
+    if let Some(fresh) = poll_next(&mut expose) {
+        sink = fresh;
+    }
+    publish(&sink, 3, "v3");
+    pump(&mut [&mut wa, &mut wb]);
+    let state = latest(&mut stream).unwrap();
+    assert_eq!((state.version.clone(), state.synchronized), (vec![3], DataSynchronized::Now));
+}
+
+#[test]
+fn capacity_aggregates_up_the_tree() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let capacity =
+        |router: &Exchange| router.snapshot().objects.first().map_or(0, |o| o.cumulative_object_exposer_capacity);
+    let first = a.object_expose_contract((["tag"], "object")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    assert_eq!(capacity(&router), 1);
+    let second = b.object_expose_contract((["tag"], "object")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    assert_eq!(capacity(&router), 2);
+    let third = b.object_expose_contract((["tag"], "object")).with_capacity(1).build();
+    pump(&mut [&mut wa, &mut wb]);
+    assert_eq!(capacity(&router), 3);
+    drop(first);
+    pump(&mut [&mut wa, &mut wb]);
+    assert_eq!(capacity(&router), 2);
+    drop(wb);
+    pump(&mut [&mut wa]);
+    assert_eq!(router.counts().objects, 0, "nothing declares the object any more");
+    drop((second, third));
+}
+
+#[test]
+fn a_second_upstream_is_refused() {
+    let exchange = Exchange::new();
+    let _first = exchange.open_link(LinkRole::Upstream, LinkConfig::default()).unwrap();
+    assert!(exchange.open_link(LinkRole::Upstream, LinkConfig::default()).is_err());
+    assert!(exchange.reserve_upstream().is_err());
+}
+
+#[test]
+fn garbage_closes_only_the_link_that_sent_it() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut observe = a.object_observe_contract((["t"], "xxx")).build();
+    let mut expose = b.object_expose_contract((["t"], "xxx")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    let sink = poll_next(&mut expose).unwrap();
+
+    let mut rogue = router.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap();
+    assert!(rogue.receive(&[0xff, 0x00, 0x13, 0x37]).is_err());
+    assert!(rogue.closed_reason().is_some());
+
+    publish(&sink, 1, "still flowing");
+    pump(&mut [&mut wa, &mut wb]);
+    let mut stream = poll_next(&mut observe).unwrap();
+    assert_eq!(latest(&mut stream).unwrap().data.as_slice(), b"still flowing");
+}
