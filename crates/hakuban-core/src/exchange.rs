@@ -16,7 +16,7 @@ use crate::contract::{
     ObjectExposeContractBuilder, ObjectObserveContractBuilder, TagExposeContractBuilder, TagObserveContractBuilder,
 };
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{Engine, EngineCounts, LinkConfig, LinkRole};
+use crate::engine::{Engine, EngineCounts, LinkConfig, LinkId, LinkInfo, LinkRole};
 use crate::link::{Link, LinkError};
 use crate::snapshot::ExchangeSnapshot;
 
@@ -122,6 +122,12 @@ impl Exchange {
             return Err(LinkError::UpstreamTaken);
         }
         Ok(UpstreamReservation { shared: self.shared.clone() })
+    }
+
+    /// What the exchange knows about one of its links (by [`Link::id`]), if it exists.
+    pub fn link_info(&self, id: u64) -> Option<LinkInfo> {
+        let now = Instant::now();
+        self.shared.run(|engine| engine.link_info(LinkId(id), now))
     }
 
     /// What the exchange holds now: objects, tags, their flags, exposers and cached states.

@@ -89,7 +89,7 @@ pub use contract::{
     TagExposeContract, TagExposeContractBuilder, TagObserveContract, TagObserveContractBuilder,
 };
 pub use descriptor::{DescriptorError, ObjectDescriptor, TagDescriptor};
-pub use engine::{LinkConfig, LinkRole};
+pub use engine::{LinkConfig, LinkInfo, LinkRole};
 pub use exchange::{Exchange, UpstreamReservation};
 pub use hakuban_proto::{Limits, LoadLimitPoint};
 pub use link::{Link, LinkError};

@@ -157,6 +157,12 @@ impl Link {
         self.shared.run(|engine| engine.link_closed(id).map(str::to_string))
     }
 
+    /// Downstream links: the load of objects assigned to the child and the limit in force.
+    pub fn load(&self) -> (f64, Option<f64>) {
+        let (id, now) = (self.id, Instant::now());
+        self.shared.run(|engine| engine.link_load(id, now))
+    }
+
     /// The peer's name from its hello, once received.
     pub fn peer_name(&self) -> Option<String> {
         let id = self.id;

@@ -58,7 +58,7 @@ use hashbrown::HashMap;
 
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
-pub use link::{LinkConfig, LinkInput, LinkOutput, LinkRole};
+pub use link::{LinkConfig, LinkInfo, LinkInput, LinkOutput, LinkRole};
 pub use reader::{StreamPoll, StreamReader};
 pub use records::ContractKind;
 use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};

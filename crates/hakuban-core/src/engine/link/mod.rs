@@ -63,6 +63,23 @@ impl Default for LinkConfig {
     }
 }
 
+/// What the engine knows about one link.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkInfo {
+    /// Which way it points.
+    pub role: LinkRole,
+    /// Our name on it.
+    pub local_name: String,
+    /// The peer's name, once its hello arrived.
+    pub peer_name: Option<String>,
+    /// Parent side: Σ 1/capacity of the objects assigned to the child.
+    pub load: f64,
+    /// Parent side: the child's load limit in force (`None`: unlimited).
+    pub load_limit: Option<f64>,
+    /// Why it was closed, if it was.
+    pub closed: Option<String>,
+}
+
 /// A frame the engine wants sent, before payload encoding.
 #[derive(Clone, Debug)]
 pub enum LinkOutput {
@@ -290,6 +307,27 @@ impl Engine {
     pub fn remove_link(&mut self, link: LinkId, now: Instant) {
         self.close_link(link, "link dropped", now);
         self.links.remove(&link);
+    }
+
+    /// What the engine knows about a link, if it exists.
+    pub fn link_info(&self, link: LinkId, now: Instant) -> Option<LinkInfo> {
+        let rec = self.links.get(&link)?;
+        Some(LinkInfo {
+            role: rec.role,
+            local_name: rec.config.name.clone(),
+            peer_name: rec.peer_name.clone(),
+            load: rec.load,
+            load_limit: current_load_limit(&rec.load_limit, now),
+            closed: rec.closed.clone(),
+        })
+    }
+
+    /// Parent side: the child's current load and the load limit in force (`None`: unlimited).
+    pub fn link_load(&self, link: LinkId, now: Instant) -> (f64, Option<f64>) {
+        match self.links.get(&link) {
+            Some(rec) => (rec.load, current_load_limit(&rec.load_limit, now)),
+            None => (0.0, None),
+        }
     }
 
     /// Whether an upstream link is open.

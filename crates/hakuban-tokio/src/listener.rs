@@ -1,0 +1,230 @@
+//! [`WebsocketListener`]: accepts children (clients or other routers) on a TCP port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use hakuban_core::{Exchange, LinkRole};
+use registry::Registry;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::WebsocketError;
+use crate::params::ConnectionParameters;
+use crate::transport::drive;
+
+/// How long a new connection may take to complete its WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One accepted connection, as [`WebsocketListener::snapshot`] shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DownstreamConnectionSnapshot {
+    /// The link's id in the exchange.
+    pub downstream_connection_id: u64,
+    /// The peer's address.
+    pub remote_address: String,
+    /// Our name on this connection.
+    pub local_name: String,
+    /// The peer's name, once its hello arrived.
+    pub remote_name: Option<String>,
+    /// Σ 1/capacity of the objects assigned to the peer.
+    pub load: f32,
+    /// The peer's load limit in force, if it set one.
+    pub load_limit: Option<f32>,
+}
+
+/// What a listener is doing, for monitoring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebsocketListenerSnapshot {
+    /// The URL it listens on (with the real port).
+    pub url: String,
+    /// Its open connections.
+    pub downstream_connections: Vec<DownstreamConnectionSnapshot>,
+}
+
+/// Accepts WebSocket connections and attaches each as a downstream link of an exchange.
+///
+/// Dropping the listener stops accepting; connections already open keep running until they end.
+pub struct WebsocketListener {
+    exchange: Exchange,
+    url: String,
+    local_addr: SocketAddr,
+    registry: Arc<Registry>,
+    accept_task: JoinHandle<()>,
+}
+
+impl WebsocketListener {
+    /// Binds `url` (`ws://host:port`, port 0 for an ephemeral one; fragment parameters apply to
+    /// every accepted connection) and starts accepting. Must be called inside a tokio runtime.
+    pub async fn new(exchange: Exchange, url: &str) -> Result<WebsocketListener, WebsocketError> {
+        let parsed = url::Url::parse(url).map_err(|e| WebsocketError::InvalidUrl(format!("{url}: {e}")))?;
+        if parsed.scheme() != "ws" {
+            return Err(WebsocketError::InvalidUrl(format!("{url}: a listener needs a ws:// URL")));
+        }
+        let host = parsed.host_str().ok_or_else(|| WebsocketError::InvalidUrl(format!("{url}: no host")))?;
+        let port = parsed.port().ok_or_else(|| WebsocketError::InvalidUrl(format!("{url}: no port")))?;
+        let parameters = ConnectionParameters::parse(parsed.fragment()).map_err(WebsocketError::InvalidUrl)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let listener =
+            TcpListener::bind((host, port)).await.map_err(|e| WebsocketError::Bind(format!("{host}:{port}: {e}")))?;
+        let local_addr = listener.local_addr().map_err(|e| WebsocketError::Bind(e.to_string()))?;
+        let mut real = parsed.clone();
+        let _ = real.set_port(Some(local_addr.port()));
+        let registry = Arc::new(Registry::default());
+        let accept_task = tokio::spawn(accept_loop(listener, exchange.clone(), parameters, registry.clone()));
+        tracing::info!(url = %real, "listening");
+        Ok(WebsocketListener { exchange, url: real.to_string(), local_addr, registry, accept_task })
+    }
+
+    /// The URL it listens on, with the real port.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The open connections.
+    pub fn snapshot(&self) -> WebsocketListenerSnapshot {
+        WebsocketListenerSnapshot {
+            url: self.url.clone(),
+            downstream_connections: self.registry.snapshot(&self.exchange),
+        }
+    }
+}
+
+impl Drop for WebsocketListener {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+impl std::fmt::Debug for WebsocketListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebsocketListener").field("url", &self.url).finish()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    exchange: Exchange,
+    parameters: ConnectionParameters,
+    registry: Arc<Registry>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                tokio::spawn(serve(socket, peer, exchange.clone(), parameters.clone(), registry.clone()));
+            }
+            Err(error) => {
+                // Out of descriptors and the like: wait a little instead of spinning or dying.
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    exchange: Exchange,
+    parameters: ConnectionParameters,
+    registry: Arc<Registry>,
+) {
+    let _ = socket.set_nodelay(parameters.nodelay);
+    let config = parameters.link_config("router");
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.limits.max_message_bytes))
+        .max_frame_size(Some(config.limits.max_message_bytes));
+    let handshake = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config));
+    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "WebSocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "WebSocket handshake timed out");
+            return;
+        }
+    };
+    let local_name = config.name.clone();
+    let link = match exchange.open_link(LinkRole::Downstream, config) {
+        Ok(link) => link,
+        Err(error) => {
+            tracing::error!(%peer, %error, "cannot open a downstream link");
+            return;
+        }
+    };
+    let guard = registry.add(link.id(), peer, local_name);
+    let reason = drive(ws, link).await;
+    drop(guard);
+    tracing::info!(%peer, %reason, "downstream connection ended");
+}
+
+/// Connections a listener has open, for snapshots.
+mod registry {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use hakuban_core::Exchange;
+
+    use super::DownstreamConnectionSnapshot;
+
+    struct Entry {
+        id: u64,
+        remote_address: SocketAddr,
+        local_name: String,
+    }
+
+    #[derive(Default)]
+    pub(super) struct Registry {
+        entries: Mutex<Vec<Entry>>,
+    }
+
+    /// Removes its connection from the registry when the connection ends.
+    pub(super) struct Guard {
+        registry: Arc<Registry>,
+        id: u64,
+    }
+
+    impl Registry {
+        pub fn add(self: &Arc<Self>, id: u64, remote_address: SocketAddr, local_name: String) -> Guard {
+            if let Ok(mut entries) = self.entries.lock() {
+                entries.push(Entry { id, remote_address, local_name });
+            }
+            Guard { registry: self.clone(), id }
+        }
+
+        pub fn snapshot(&self, exchange: &Exchange) -> Vec<DownstreamConnectionSnapshot> {
+            let Ok(entries) = self.entries.lock() else { return Vec::new() };
+            entries
+                .iter()
+                .map(|entry| {
+                    let info = exchange.link_info(entry.id);
+                    DownstreamConnectionSnapshot {
+                        downstream_connection_id: entry.id,
+                        remote_address: entry.remote_address.to_string(),
+                        local_name: entry.local_name.clone(),
+                        remote_name: info.as_ref().and_then(|i| i.peer_name.clone()),
+                        load: info.as_ref().map_or(0.0, |i| i.load as f32),
+                        load_limit: info.as_ref().and_then(|i| i.load_limit.map(|l| l as f32)),
+                    }
+                })
+                .collect()
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            if let Ok(mut entries) = self.registry.entries.lock() {
+                entries.retain(|entry| entry.id != self.id);
+            }
+        }
+    }
+}

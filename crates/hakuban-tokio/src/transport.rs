@@ -1,0 +1,93 @@
+//! Moves one link's messages between a WebSocket and the exchange, and honours its deadline.
+//! Decides nothing: what to send, when the link is dead and what is a violation is the core's.
+
+use std::future::poll_fn;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::protocol::CloseFrame;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use futures::{AsyncRead, AsyncWrite, SinkExt, StreamExt};
+use hakuban_core::Link;
+
+/// Runs the link until the connection ends; returns why it ended.
+pub(crate) async fn drive<S>(ws: WebSocketStream<S>, mut link: Link) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut tx, mut rx) = ws.split();
+    loop {
+        let deadline = link.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            incoming = rx.next() => match incoming {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let Err(error) = link.receive(&bytes) {
+                        let reason = error.to_string();
+                        close(&mut tx, CloseCode::Policy, &reason).await;
+                        return reason;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => link.activity(),
+                Some(Ok(Message::Text(_))) => {
+                    let reason = "text frames are not part of the protocol".to_string();
+                    link.close(&reason);
+                    close(&mut tx, CloseCode::Unsupported, &reason).await;
+                    return reason;
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let reason = frame.map_or_else(|| "peer closed the connection".to_string(), |f| {
+                        format!("peer closed the connection: {}", f.reason)
+                    });
+                    link.close(&reason);
+                    return reason;
+                }
+                Some(Err(error)) => {
+                    let reason = format!("connection failed: {error}");
+                    link.close(&reason);
+                    return reason;
+                }
+                None => {
+                    let reason = "connection closed".to_string();
+                    link.close(&reason);
+                    return reason;
+                }
+            },
+            outgoing = poll_fn(|cx| link.poll_transmit(cx)) => match outgoing {
+                Some(message) => {
+                    if let Err(error) = tx.send(Message::Binary(message.into())).await {
+                        let reason = format!("sending failed: {error}");
+                        link.close(&reason);
+                        return reason;
+                    }
+                }
+                None => {
+                    let reason = link.closed_reason().unwrap_or_else(|| "closed".to_string());
+                    close(&mut tx, CloseCode::Normal, &reason).await;
+                    return reason;
+                }
+            },
+            () = sleep => link.handle_timeout(),
+        }
+    }
+}
+
+/// Sends a close frame carrying `reason` (cut to fit the frame), ignoring failures: the
+/// connection is going away either way.
+async fn close<T>(tx: &mut T, code: CloseCode, reason: &str)
+where
+    T: futures::Sink<Message> + Unpin,
+{
+    let mut cut = reason.len().min(120);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let frame = CloseFrame { code, reason: reason[..cut].to_string().into() };
+    let _ = tx.send(Message::Close(Some(frame))).await;
+    let _ = tx.close().await;
+}
