@@ -121,7 +121,7 @@ impl Exchange {
             self.shared.upstream_reserved.store(false, Ordering::SeqCst);
             return Err(LinkError::UpstreamTaken);
         }
-        Ok(UpstreamReservation { shared: self.shared.clone() })
+        Ok(UpstreamReservation { shared: self.shared.clone(), released: AtomicBool::new(false) })
     }
 
     /// What the exchange knows about one of its links (by [`Link::id`]), if it exists.
@@ -152,18 +152,33 @@ impl Exchange {
 /// [`Exchange::reserve_upstream`].
 pub struct UpstreamReservation {
     shared: Arc<Shared>,
+    released: AtomicBool,
 }
 
 impl UpstreamReservation {
     /// Opens the upstream link (one at a time: the previous one must be dropped first).
     pub fn open_link(&self, config: LinkConfig) -> Result<Link, LinkError> {
+        if self.released.load(Ordering::SeqCst) {
+            return Err(LinkError::Closed("the upstream reservation was released".to_string()));
+        }
         Link::open(self.shared.clone(), LinkRole::Upstream, config)
+    }
+
+    /// Gives the upstream back at once: the current upstream link (if any) is closed and the
+    /// exchange may be connected elsewhere, even while a task still holds this reservation.
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        self.shared.run(|engine| engine.close_upstream("upstream connector dropped", now));
+        self.shared.upstream_reserved.store(false, Ordering::SeqCst);
     }
 }
 
 impl Drop for UpstreamReservation {
     fn drop(&mut self) {
-        self.shared.upstream_reserved.store(false, Ordering::SeqCst);
+        self.release();
     }
 }
 

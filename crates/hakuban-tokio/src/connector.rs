@@ -55,6 +55,7 @@ pub struct WebsocketConnector {
     url: String,
     local_name: String,
     current: Arc<Mutex<Current>>,
+    reservation: Arc<UpstreamReservation>,
     task: JoinHandle<()>,
 }
 
@@ -74,12 +75,12 @@ impl WebsocketConnector {
         let host = parsed.host_str().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']').to_string();
         let port = parsed.port_or_known_default().unwrap_or(80);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| WebsocketError::NoRuntime)?;
-        let reservation = exchange.reserve_upstream().map_err(|_| WebsocketError::UpstreamTaken)?;
+        let reservation = Arc::new(exchange.reserve_upstream().map_err(|_| WebsocketError::UpstreamTaken)?);
         let current = Arc::new(Mutex::new(Current::default()));
         let local_name = parameters.link_config("rust-client").name;
         let target = Target { request: parsed.to_string(), host, port, parameters };
-        let task = runtime.spawn(connect_forever(reservation, target, current.clone()));
-        Ok(WebsocketConnector { exchange, url: url.to_string(), local_name, current, task })
+        let task = runtime.spawn(connect_forever(reservation.clone(), target, current.clone()));
+        Ok(WebsocketConnector { exchange, url: url.to_string(), local_name, current, reservation, task })
     }
 
     /// The URL it connects to.
@@ -102,7 +103,9 @@ impl WebsocketConnector {
 
 impl Drop for WebsocketConnector {
     fn drop(&mut self) {
-        // Aborting drops the task's link (the exchange sees the disconnection) and reservation.
+        // Released now, not when the aborted task is next scheduled: the exchange is
+        // disconnected at once and may get a new connector immediately.
+        self.reservation.release();
         self.task.abort();
     }
 }
@@ -120,7 +123,7 @@ struct Target {
     parameters: ConnectionParameters,
 }
 
-async fn connect_forever(reservation: UpstreamReservation, target: Target, current: Arc<Mutex<Current>>) {
+async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, current: Arc<Mutex<Current>>) {
     let mut backoff = MIN_BACKOFF;
     let mut last_warning: Option<Instant> = None;
     loop {

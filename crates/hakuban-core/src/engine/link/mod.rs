@@ -303,6 +303,13 @@ impl Engine {
         self.finish_input();
     }
 
+    /// Closes the upstream link, if one is open.
+    pub fn close_upstream(&mut self, reason: &str, now: Instant) {
+        if let Some(link) = self.upstream {
+            self.close_link(link, reason, now);
+        }
+    }
+
     /// Forgets a closed link's record (its handle is gone). Closes it first if needed.
     pub fn remove_link(&mut self, link: LinkId, now: Instant) {
         self.close_link(link, "link dropped", now);
