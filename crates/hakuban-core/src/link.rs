@@ -92,7 +92,6 @@ impl Link {
                 Ok(())
             }
             Err(reason) => {
-                tracing::warn!(link = id.0, %reason, "closing link: bad message");
                 engine.close_link(id, &reason, now);
                 Err(reason)
             }

@@ -22,6 +22,8 @@ pub struct ConnectionParameters {
     pub load_limit: Vec<LoadLimitPoint>,
     /// `max-declarations`: most descriptors a peer may declare on one link.
     pub max_declarations: Option<usize>,
+    /// `max-message-bytes`: largest message accepted from a peer.
+    pub max_message_bytes: Option<usize>,
 }
 
 impl Default for ConnectionParameters {
@@ -33,6 +35,7 @@ impl Default for ConnectionParameters {
             name: None,
             load_limit: Vec::new(),
             max_declarations: None,
+            max_message_bytes: None,
         }
     }
 }
@@ -60,6 +63,10 @@ impl ConnectionParameters {
                     parameters.max_declarations =
                         Some(value.parse().map_err(|_| format!("max-declarations must be a number, not `{value}`"))?)
                 }
+                "max-message-bytes" => {
+                    parameters.max_message_bytes =
+                        Some(value.parse().map_err(|_| format!("max-message-bytes must be a number, not `{value}`"))?)
+                }
                 other => return Err(format!("unknown connection parameter `{other}`")),
             }
         }
@@ -71,6 +78,9 @@ impl ConnectionParameters {
         let mut limits = Limits::default();
         if let Some(max) = self.max_declarations {
             limits.max_declarations = max;
+        }
+        if let Some(max) = self.max_message_bytes {
+            limits.max_message_bytes = max;
         }
         LinkConfig {
             name: self.name.clone().unwrap_or_else(|| default_name.to_string()),

@@ -365,7 +365,7 @@ impl Engine {
         rec.last_rx = now;
         let result = self.dispatch(link, input, now);
         if let Err(reason) = &result {
-            tracing::warn!(link = link.0, %reason, "closing link after a protocol violation");
+            // The transport reports the reason once, with the peer's address.
             self.close_link(link, reason, now);
         }
         self.finish_input();

@@ -17,7 +17,7 @@ impl Engine {
                     return Err("second hello".to_string());
                 }
                 rec.hello_received = true;
-                tracing::info!(link = link.0, peer = %name, "link established");
+                tracing::debug!(link = link.0, peer = %name, "link established");
                 rec.peer_name = Some(name);
                 if role == LinkRole::Downstream {
                     rec.load_limit = load_limit_timeline(&load_limit, now);
