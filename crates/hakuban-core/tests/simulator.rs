@@ -41,11 +41,13 @@ struct Wire {
     down: VecDeque<Vec<u8>>,
 }
 
+/// A stream held by a node: id, object, reader, last state read, closed.
+type HeldStream = (StreamId, usize, StreamReader, Option<Arc<ObjectState<hakuban_core::DataBytes>>>, bool);
+
 struct Node {
     engine: Engine,
     contracts: Vec<(ContractId, usize, bool)>,
-    /// Streams held: id, object, reader, last state read, closed.
-    streams: Vec<(StreamId, usize, StreamReader, Option<Arc<ObjectState<hakuban_core::DataBytes>>>, bool)>,
+    streams: Vec<HeldStream>,
     sinks: Vec<(SinkId, usize)>,
 }
 
