@@ -66,11 +66,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-/// The README's examples, compiled and run as doc tests so they cannot rot.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
 mod codec;
 mod contract;
 mod descriptor;

@@ -37,6 +37,11 @@ pub use hakuban_core::*;
 pub use listener::{DownstreamConnectionSnapshot, WebsocketListener, WebsocketListenerSnapshot};
 pub use params::ConnectionParameters;
 
+/// The README's examples, compiled (and the local one run) as doc tests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The seed's module path for the transport types.
 pub mod tokio_runtime {
     pub use crate::{WebsocketConnector, WebsocketListener};
