@@ -409,7 +409,13 @@ impl Engine {
         if rec.closed.is_some() {
             return None;
         }
-        Some((rec.last_rx + rec.config.timeout).min(rec.last_tx + rec.config.keep_alive))
+        // Durations too large to add to an instant mean "never".
+        let timeout = rec.last_rx.checked_add(rec.config.timeout);
+        let keep_alive = rec.last_tx.checked_add(rec.config.keep_alive);
+        match (timeout, keep_alive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Handles the link's deadlines: a silent peer closes the link; an idle link gets a
@@ -419,12 +425,14 @@ impl Engine {
         if rec.closed.is_some() {
             return;
         }
-        if now >= rec.last_rx + rec.config.timeout {
+        if rec.last_rx.checked_add(rec.config.timeout).is_some_and(|deadline| now >= deadline) {
             let reason = format!("nothing received for {:?}", rec.config.timeout);
             self.close_link(link, &reason, now);
             return;
         }
-        if now >= rec.last_tx + rec.config.keep_alive && rec.control.is_empty() {
+        if rec.last_tx.checked_add(rec.config.keep_alive).is_some_and(|deadline| now >= deadline)
+            && rec.control.is_empty()
+        {
             rec.control.push_back(LinkOutput::Frame(Frame::KeepAlive));
             rec.last_tx = now;
             let waker = rec.waker.take();
