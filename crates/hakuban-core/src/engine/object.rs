@@ -67,18 +67,7 @@ impl Engine {
     /// only the synchronisation flag changes, or (data not needed and stale) the cache is dropped.
     pub(super) fn apply_state(&mut self, object: ObjectId, sink: SinkId, state: ObjectState<DataBytes>, now: Instant) {
         let Some(rec) = self.objects.get_mut(&object) else { return };
-        match state.synchronized {
-            DataSynchronized::Now => {
-                if !rec.synced.contains(&sink) {
-                    rec.synced.push(sink);
-                }
-            }
-            DataSynchronized::LastAt(at) => {
-                rec.synced.retain(|s| *s != sink);
-                rec.last_at = Some(rec.last_at.map_or(at, |last| last.max(at)));
-            }
-        }
-        let aggregate = rec.aggregate_sync(now);
+        let aggregate = rec.record_sync(sink, state.synchronized, now);
         if !rec.needed && !aggregate.is_now() {
             rec.cell.set(None);
             return;
@@ -101,18 +90,7 @@ impl Engine {
         now: Instant,
     ) {
         let Some(rec) = self.objects.get_mut(&object) else { return };
-        match synchronized {
-            DataSynchronized::Now => {
-                if !rec.synced.contains(&sink) {
-                    rec.synced.push(sink);
-                }
-            }
-            DataSynchronized::LastAt(at) => {
-                rec.synced.retain(|s| *s != sink);
-                rec.last_at = Some(rec.last_at.map_or(at, |last| last.max(at)));
-            }
-        }
-        let aggregate = rec.aggregate_sync(now);
+        let aggregate = rec.record_sync(sink, synchronized, now);
         self.set_synchronized(object, aggregate);
         self.drop_stale_state(object, now);
     }

@@ -79,6 +79,23 @@ impl ObjectRec {
         }
     }
 
+    /// Records what `sink` said about its synchronisation (SEMANTICS §5.2) and returns the
+    /// aggregate: `Now` while any producer is synchronised, else stale since the latest moment.
+    pub fn record_sync(&mut self, sink: SinkId, synchronized: DataSynchronized, now: Instant) -> DataSynchronized {
+        match synchronized {
+            DataSynchronized::Now => {
+                if !self.synced.contains(&sink) {
+                    self.synced.push(sink);
+                }
+            }
+            DataSynchronized::LastAt(at) => {
+                self.synced.retain(|s| *s != sink);
+                self.last_at = Some(self.last_at.map_or(at, |last| last.max(at)));
+            }
+        }
+        self.aggregate_sync(now)
+    }
+
     /// The synchronisation flag aggregated over this object's sinks.
     pub fn aggregate_sync(&self, now: Instant) -> DataSynchronized {
         if self.synced.is_empty() {

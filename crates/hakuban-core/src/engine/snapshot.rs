@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use super::records::{ContractKind, Exposer};
-use super::{Engine, ObjectId, TagId};
+use hakuban_proto::DeclarationState;
+
+use super::{ContractId, Engine, LinkId, ObjectId, TagId};
 use crate::snapshot::{
     AssignedExposerSnapshot, DataStateSnapshot, ExchangeSnapshot, ObjectDownstreamLinkSnapshot, ObjectSnapshot,
     ObjectUpstreamLinkSnapshot, TagDownstreamLinkSnapshot, TagSnapshot, TagUpstreamLinkSnapshot,
@@ -26,13 +28,7 @@ impl Engine {
     fn object_snapshot(&self, id: ObjectId, now: Instant) -> Option<ObjectSnapshot> {
         let rec = self.objects.get(&id)?;
         let tags: Vec<_> = rec.tags.iter().filter_map(|t| self.tags.get(t)).collect();
-        let capacity: u64 = rec
-            .exposers
-            .iter()
-            .filter_map(|c| self.contracts.get(c))
-            .map(|c| u64::from(c.capacity))
-            .chain(rec.down.iter().filter_map(|(_, d)| d.expose.map(u64::from)))
-            .sum();
+        let capacity = self.cumulative_capacity(&rec.exposers, &rec.down);
         let downstream_links = self
             .downstream_interests(id)
             .into_iter()
@@ -89,17 +85,17 @@ impl Engine {
         })
     }
 
+    /// Σ capacity of local expose contracts and children's declarations.
+    fn cumulative_capacity(&self, exposers: &[ContractId], children: &[(LinkId, DeclarationState)]) -> u64 {
+        let local = exposers.iter().filter_map(|c| self.contracts.get(c)).map(|c| u64::from(c.capacity));
+        local.chain(children.iter().filter_map(|(_, d)| d.expose.map(u64::from))).sum()
+    }
+
     fn tag_snapshot(&self, id: TagId) -> Option<TagSnapshot> {
         let rec = self.tags.get(&id)?;
         let mut objects: Vec<u64> = rec.objects.iter().map(|o| o.0).collect();
         objects.sort_unstable();
-        let capacity: u64 = rec
-            .exposers
-            .iter()
-            .filter_map(|c| self.contracts.get(c))
-            .map(|c| u64::from(c.capacity))
-            .chain(rec.down.iter().filter_map(|(_, d)| d.expose.map(u64::from)))
-            .sum();
+        let capacity = self.cumulative_capacity(&rec.exposers, &rec.down);
         let downstream_links = rec
             .down
             .iter()

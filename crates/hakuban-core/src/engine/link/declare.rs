@@ -8,41 +8,34 @@ use std::time::Instant;
 use hakuban_proto::{DeclarationState, Frame};
 
 use super::LinkOutput;
-use crate::engine::{Engine, LinkId, ObjectId, TagId};
+use crate::engine::{ContractId, Engine, LinkId, ObjectId, TagId};
 
 impl Engine {
     /// What this node declares upward for `object`: local object contracts and children's
     /// object-level declarations (tag contracts travel as tag declarations).
     fn object_declaration(&self, object: ObjectId) -> DeclarationState {
         let Some(rec) = self.objects.get(&object) else { return DeclarationState::default() };
-        let observe = !rec.observers.is_empty() || rec.down.iter().any(|(_, d)| d.observe);
-        let mut capacity: Option<u32> = None;
-        for contract in &rec.exposers {
-            let c = self.contracts.get(contract).map_or(0, |c| c.capacity);
-            capacity = Some(capacity.unwrap_or(0).saturating_add(c));
-        }
-        for (_, declaration) in &rec.down {
-            if let Some(c) = declaration.expose {
-                capacity = Some(capacity.unwrap_or(0).saturating_add(c));
-            }
-        }
-        DeclarationState { observe, expose: capacity }
+        self.aggregate_declaration(!rec.observers.is_empty(), &rec.exposers, &rec.down)
     }
 
     fn tag_declaration(&self, tag: TagId) -> DeclarationState {
         let Some(rec) = self.tags.get(&tag) else { return DeclarationState::default() };
-        let observe = !rec.observers.is_empty() || rec.down.iter().any(|(_, d)| d.observe);
-        let mut capacity: Option<u32> = None;
-        for contract in &rec.exposers {
-            let c = self.contracts.get(contract).map_or(0, |c| c.capacity);
-            capacity = Some(capacity.unwrap_or(0).saturating_add(c));
-        }
-        for (_, declaration) in &rec.down {
-            if let Some(c) = declaration.expose {
-                capacity = Some(capacity.unwrap_or(0).saturating_add(c));
-            }
-        }
-        DeclarationState { observe, expose: capacity }
+        self.aggregate_declaration(!rec.observers.is_empty(), &rec.exposers, &rec.down)
+    }
+
+    /// Local contracts plus children's declarations: observed if anyone observes; exposed with
+    /// the saturating sum of capacities if anyone exposes.
+    fn aggregate_declaration(
+        &self,
+        observed_here: bool,
+        exposers: &[ContractId],
+        children: &[(LinkId, DeclarationState)],
+    ) -> DeclarationState {
+        let observe = observed_here || children.iter().any(|(_, d)| d.observe);
+        let local = exposers.iter().map(|c| self.contracts.get(c).map_or(0, |c| c.capacity));
+        let capacities: Vec<u32> = local.chain(children.iter().filter_map(|(_, d)| d.expose)).collect();
+        let expose = (!capacities.is_empty()).then(|| capacities.iter().fold(0u32, |sum, c| sum.saturating_add(*c)));
+        DeclarationState { observe, expose }
     }
 
     /// The object's declaration may have changed: the upstream link re-checks it before sending.
