@@ -5,9 +5,9 @@
 //! the lock (see [`StreamReader`](crate::engine::StreamReader)).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -23,6 +23,8 @@ use crate::snapshot::ExchangeSnapshot;
 /// The state shared by an exchange and every handle it gave out.
 pub(crate) struct Shared {
     engine: Mutex<Engine>,
+    /// State of the generator that jitters the load-balancing schedule.
+    random: AtomicU64,
     /// Set while an [`UpstreamReservation`] (a connector) owns the right to the upstream.
     upstream_reserved: AtomicBool,
 }
@@ -76,7 +78,11 @@ impl Exchange {
     /// A new, empty, unconnected exchange.
     pub fn new() -> Self {
         Exchange {
-            shared: Arc::new(Shared { engine: Mutex::new(Engine::new()), upstream_reserved: AtomicBool::new(false) }),
+            shared: Arc::new(Shared {
+                engine: Mutex::new(Engine::new()),
+                random: AtomicU64::new(seed()),
+                upstream_reserved: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -128,6 +134,23 @@ impl Exchange {
     pub fn link_info(&self, id: u64) -> Option<LinkInfo> {
         let now = Instant::now();
         self.shared.run(|engine| engine.link_info(LinkId(id), now))
+    }
+
+    /// Runs the periodic load balancing between children that is due, moving objects from
+    /// busier to less busy exposers when the difference exceeds `threshold` (see
+    /// [`Engine::rebalance`]), and returns when to call it next. The router calls it in a loop
+    /// with an average interval of one second; an exchange serving its own listener may too.
+    pub fn rebalance(&self, average_interval: Duration, threshold: f64) -> Instant {
+        let now = Instant::now();
+        let random = &self.shared.random;
+        let mut next_random = || {
+            // splitmix64: enough to spread checks over time; not for anything secret.
+            let mut z = random.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        };
+        self.shared.run(|engine| engine.rebalance(now, average_interval, threshold, &mut next_random))
     }
 
     /// What the exchange holds now: objects, tags, their flags, exposers and cached states.
@@ -186,4 +209,13 @@ impl std::fmt::Debug for UpstreamReservation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("UpstreamReservation")
     }
+}
+
+/// A seed for the load-balancing jitter that differs between exchanges and runs.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
 }

@@ -206,3 +206,27 @@ fn garbage_closes_only_the_link_that_sent_it() {
     let mut stream = poll_next(&mut observe).unwrap();
     assert_eq!(latest(&mut stream).unwrap().data.as_slice(), b"still flowing");
 }
+
+#[test]
+fn the_earliest_exposer_keeps_the_object_when_a_second_one_arrives() {
+    let (router, first, second) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut w1, mut w2) = (connect(&first, &router), connect(&second, &router));
+    let _o1 = first.object_observe_contract((["t"], "x")).build();
+    let mut e1 = first.object_expose_contract((["t"], "x")).build();
+    pump(&mut [&mut w1, &mut w2]);
+    let s1 = poll_next(&mut e1).expect("alone, the first serves itself");
+    let _o2 = second.object_observe_contract((["t"], "x")).build();
+    let mut e2 = second.object_expose_contract((["t"], "x")).build();
+    pump(&mut [&mut w1, &mut w2]);
+    publish(&s1, 1, "from the first");
+    pump(&mut [&mut w1, &mut w2]);
+    let exposer = |exchange: &Exchange| exchange.snapshot().objects[0].assigned_exposer.clone();
+    assert!(
+        matches!(exposer(&router), Some(hakuban_core::snapshot::AssignedExposerSnapshot::DownstreamConnection(0))),
+        "{:?}",
+        exposer(&router)
+    );
+    assert!(matches!(exposer(&second), Some(hakuban_core::snapshot::AssignedExposerSnapshot::UpstreamConnection(_))));
+    let fresh = poll_next(&mut e2);
+    assert!(fresh.is_none(), "the newcomer is not elected");
+}

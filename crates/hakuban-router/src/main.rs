@@ -74,6 +74,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    if !(options.rebalance_threshold.is_finite() && options.rebalance_threshold >= 0.0) {
+        return Err(format!("--rebalance-threshold must be a number >= 0, not {}", options.rebalance_threshold));
+    }
     let exchange = Exchange::new();
     let listener = Arc::new(WebsocketListener::new(exchange.clone(), &options.bind).await.map_err(|e| e.to_string())?);
     let connector = match &options.connect {
@@ -81,6 +84,14 @@ async fn run(options: Options) -> Result<(), String> {
         None => None,
     };
     tracing::info!(url = listener.url(), rebalance_threshold = options.rebalance_threshold, "router started");
+    let balancer = exchange.clone();
+    let threshold = options.rebalance_threshold;
+    tokio::spawn(async move {
+        loop {
+            let next = balancer.rebalance(Duration::from_secs(1), threshold);
+            tokio::time::sleep_until(next.into()).await;
+        }
+    });
     if let Some(tag) = &options.monitor_tag {
         monitor::spawn(tag, &exchange, listener.clone(), connector.clone());
     }

@@ -9,7 +9,9 @@
 //! 5. else the child with the lowest expected load (`load + 1/capacity`) among those exposing with
 //!    capacity above zero whose load limit leaves room.
 //!
-//! Ties go to the earliest created contract or link, so the outcome never depends on hash order.
+//! Ties go to the earliest created contract, or the child that declared itself an exposer first
+//! (then the earliest link), so incumbents keep their objects and the outcome never depends on
+//! hash order.
 
 use std::time::Instant;
 
@@ -79,10 +81,10 @@ impl Engine {
             .filter(|c| self.downstream_has_room(c.link, c.capacity, now))
             .map(|c| {
                 let load = self.links.get(&c.link).map_or(0.0, |l| l.load);
-                (load + 1.0 / f64::from(c.capacity), c.link)
+                (load + 1.0 / f64::from(c.capacity), c.exposing_since, c.link)
             })
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-            .map(|(_, link)| Exposer::Downstream(link))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)))
+            .map(|(_, _, link)| Exposer::Downstream(link))
     }
 
     fn still_exposes(&self, contract: ContractId, object: ObjectId) -> bool {

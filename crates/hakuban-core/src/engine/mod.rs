@@ -47,6 +47,7 @@ mod invariants;
 pub mod link;
 mod object;
 mod reader;
+mod rebalance;
 mod records;
 mod snapshot;
 
@@ -140,6 +141,7 @@ struct Sequences {
     stream: u64,
     sink: u64,
     link: u64,
+    declaration: u64,
 }
 
 fn next(counter: &mut u64) -> u64 {
@@ -165,6 +167,10 @@ pub struct Engine {
     gc_objects: Vec<ObjectId>,
     links: HashMap<LinkId, link::LinkRec>,
     upstream: Option<LinkId>,
+    /// Objects by the instant their next load-balancing check is due.
+    rebalance_queue: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, ObjectId)>>,
+    /// Objects created since the last rebalancing pass (scheduled at its start).
+    rebalance_new: Vec<ObjectId>,
     ids: Sequences,
 }
 
@@ -383,6 +389,7 @@ impl Engine {
         }
         self.objects.insert(id, ObjectRec::new(descriptor.clone(), tags));
         self.object_index.insert(descriptor.clone(), id);
+        self.rebalance_new.push(id);
         self.gc_objects.push(id);
         id
     }

@@ -26,6 +26,8 @@ pub(crate) struct DownstreamInterest {
     pub exposes: bool,
     /// Object-level capacity plus the capacities of its tag declarations on the object's tags.
     pub capacity: u32,
+    /// When it started exposing the object (earliest of its object- and tag-level declarations).
+    pub exposing_since: u64,
 }
 
 impl Engine {
@@ -37,7 +39,13 @@ impl Engine {
             match interests.iter().position(|i| i.link == link) {
                 Some(index) => index,
                 None => {
-                    interests.push(DownstreamInterest { link, observes: false, exposes: false, capacity: 0 });
+                    interests.push(DownstreamInterest {
+                        link,
+                        observes: false,
+                        exposes: false,
+                        capacity: 0,
+                        exposing_since: u64::MAX,
+                    });
                     interests.len() - 1
                 }
             }
@@ -62,6 +70,12 @@ impl Engine {
         }
         for link in &rec.down_streaming {
             entry(&mut interests, *link);
+        }
+        for interest in &mut interests {
+            let Some(link) = self.links.get(&interest.link) else { continue };
+            let object_since = link.exposing_since_objects.get(&object).copied();
+            let tag_since = rec.tags.iter().filter_map(|t| link.exposing_since_tags.get(t).copied()).min();
+            interest.exposing_since = object_since.into_iter().chain(tag_since).min().unwrap_or(u64::MAX);
         }
         interests.sort_by_key(|i| i.link);
         interests

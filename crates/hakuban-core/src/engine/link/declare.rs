@@ -8,7 +8,7 @@ use std::time::Instant;
 use hakuban_proto::{DeclarationState, Frame};
 
 use super::LinkOutput;
-use crate::engine::{ContractId, Engine, LinkId, ObjectId, TagId};
+use crate::engine::{ContractId, Engine, LinkId, ObjectId, TagId, next};
 
 impl Engine {
     /// What this node declares upward for `object`: local object contracts and children's
@@ -128,11 +128,17 @@ impl Engine {
             rec.down.push((link, state));
             rec.down.sort_by_key(|(l, _)| *l);
         }
+        let stamp = next(&mut self.ids.declaration);
         if let Some(link_rec) = self.links.get_mut(&link) {
             if state.is_empty() {
                 link_rec.declared_objects.remove(&object);
             } else {
                 link_rec.declared_objects.insert(object);
+            }
+            if state.expose.is_some() {
+                link_rec.exposing_since_objects.entry(object).or_insert(stamp);
+            } else {
+                link_rec.exposing_since_objects.remove(&object);
             }
         }
         self.refresh(object, now);
@@ -154,11 +160,17 @@ impl Engine {
                 rec.down.sort_by_key(|(l, _)| *l);
             }
         });
+        let stamp = next(&mut self.ids.declaration);
         if let Some(link_rec) = self.links.get_mut(&link) {
             if state.is_empty() {
                 link_rec.declared_tags.remove(&tag);
             } else {
                 link_rec.declared_tags.insert(tag);
+            }
+            if state.expose.is_some() {
+                link_rec.exposing_since_tags.entry(tag).or_insert(stamp);
+            } else {
+                link_rec.exposing_since_tags.remove(&tag);
             }
         }
         self.tag_declaration_may_change(tag);

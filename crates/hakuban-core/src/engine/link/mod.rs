@@ -164,6 +164,10 @@ pub(crate) struct LinkRec {
     /// Downstream: objects and tags this child declared (declarations live on the records).
     pub declared_objects: HashSet<ObjectId>,
     pub declared_tags: HashSet<TagId>,
+    /// Downstream: when (in declaration order) the child started exposing each object or tag;
+    /// among equally loaded children the earliest exposer wins, so incumbents keep objects.
+    pub exposing_since_objects: HashMap<ObjectId, u64>,
+    pub exposing_since_tags: HashMap<TagId, u64>,
     /// Channels we send states on: the state last sent on each.
     pub sending: HashMap<ObjectId, Option<Arc<ObjectState<DataBytes>>>>,
     pub dirty_sending: HashSet<ObjectId>,
@@ -222,6 +226,8 @@ impl Engine {
                 dirty_tags: HashSet::new(),
                 declared_objects: HashSet::new(),
                 declared_tags: HashSet::new(),
+                exposing_since_objects: HashMap::new(),
+                exposing_since_tags: HashMap::new(),
                 sending: HashMap::new(),
                 dirty_sending: HashSet::new(),
                 receiving: HashMap::new(),
@@ -251,6 +257,8 @@ impl Engine {
         let role = rec.role;
         let declared_objects: Vec<ObjectId> = rec.declared_objects.drain().collect();
         let declared_tags: Vec<TagId> = rec.declared_tags.drain().collect();
+        rec.exposing_since_objects.clear();
+        rec.exposing_since_tags.clear();
         let sending: Vec<ObjectId> = rec.sending.drain().map(|(o, _)| o).collect();
         let receiving: Vec<(ObjectId, ReceivingChannel)> = rec.receiving.drain().collect();
         rec.dirty_sending.clear();
