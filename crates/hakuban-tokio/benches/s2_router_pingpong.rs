@@ -3,6 +3,10 @@
 //! A sends `a` [i], B answers `b` [i] when it sees `a` >= i, A waits for `b` >= i. 200 warm-up
 //! round trips, then 20,000 measured. Prints one JSON line per run: round trips per second and
 //! RTT percentiles in microseconds. Run with `cargo xtask bench S2`.
+//!
+//! S0 runs first in the same process, as the floor: two clients ping-pong 32-byte messages
+//! through a plain TCP byte relay (its own thread, nothing but copying), 20,000 round trips; S2's
+//! p50 is reported as a ratio to S0's.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +34,56 @@ fn state(version: i64) -> ObjectState<hakuban_tokio::DataBytes> {
     }
 }
 
+/// S0: median RTT through a TCP relay thread, in microseconds, and round trips per second.
+fn s0_floor() -> (f64, f64) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (a, _) = listener.accept().unwrap();
+        let (b, _) = listener.accept().unwrap();
+        for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = from.read(&mut buffer) {
+                    if n == 0 || to.write_all(&buffer[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut a = TcpStream::connect(address).unwrap();
+    let mut b = TcpStream::connect(address).unwrap();
+    a.set_nodelay(true).unwrap();
+    b.set_nodelay(true).unwrap();
+    // The echo and relay threads end with the process; joining them would wait on sockets the
+    // relay still holds.
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 32];
+        while b.read_exact(&mut buffer).is_ok() {
+            if b.write_all(&buffer).is_err() {
+                return;
+            }
+        }
+    });
+    let mut rtts = Vec::with_capacity(MEASURED as usize);
+    let mut buffer = [7u8; 32];
+    for i in 0..WARM_UP + MEASURED {
+        let start = Instant::now();
+        a.write_all(&buffer).unwrap();
+        a.read_exact(&mut buffer).unwrap();
+        if i >= WARM_UP {
+            rtts.push(start.elapsed());
+        }
+    }
+    drop(a);
+    let total: Duration = rtts.iter().sum();
+    rtts.sort();
+    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, MEASURED as f64 / total.as_secs_f64())
+}
+
 fn main() {
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let router_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -40,6 +94,10 @@ fn main() {
     let url = listener.url().to_string();
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for _ in 0..runs {
+        let (floor_p50, floor_rate) = s0_floor();
+        println!(
+            "{{\"scenario\":\"S0\",\"params\":{{\"round_trips\":{MEASURED}}},\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}"
+        );
         let url = url.clone();
         let rtts = clients.block_on(async move {
             let (a, b) = (Exchange::new(), Exchange::new());
@@ -85,11 +143,12 @@ fn main() {
         sorted.sort();
         let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6;
         println!(
-            "{{\"scenario\":\"S2\",\"params\":{{\"round_trips\":{MEASURED}}},\"results\":{{\"round_trips_per_s\":{:.0},\"rtt_p50_us\":{:.0},\"rtt_p99_us\":{:.0},\"rtt_p999_us\":{:.0}}}}}",
+            "{{\"scenario\":\"S2\",\"params\":{{\"round_trips\":{MEASURED}}},\"results\":{{\"round_trips_per_s\":{:.0},\"rtt_p50_us\":{:.0},\"rtt_p99_us\":{:.0},\"rtt_p999_us\":{:.0},\"p50_vs_s0\":{:.2}}}}}",
             MEASURED as f64 / total.as_secs_f64(),
             pct(0.5),
             pct(0.99),
-            pct(0.999)
+            pct(0.999),
+            pct(0.5) / floor_p50
         );
     }
     drop(listener);

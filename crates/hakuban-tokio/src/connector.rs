@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hakuban_core::{Exchange, UpstreamReservation};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
@@ -162,9 +161,7 @@ async fn connect_once(
     let _ = socket.set_nodelay(target.parameters.nodelay);
     let local_address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let config = target.parameters.link_config("rust-client");
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.limits.max_message_bytes))
-        .max_frame_size(Some(config.limits.max_message_bytes));
+    let ws_config = crate::transport::websocket_config(&config.limits);
     let handshake =
         async_tungstenite::tokio::client_async_with_config(target.request.as_str(), socket, Some(ws_config));
     let (ws, _response) = tokio::time::timeout(Duration::from_secs(30), handshake)

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hakuban_core::{Exchange, LinkRole};
 use registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -138,9 +137,7 @@ async fn serve(
 ) {
     let _ = socket.set_nodelay(parameters.nodelay);
     let config = parameters.link_config("router");
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.limits.max_message_bytes))
-        .max_frame_size(Some(config.limits.max_message_bytes));
+    let ws_config = crate::transport::websocket_config(&config.limits);
     let handshake = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config));
     let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(ws)) => ws,

@@ -5,10 +5,20 @@ use std::future::poll_fn;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
-use async_tungstenite::tungstenite::protocol::CloseFrame;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use futures::{AsyncRead, AsyncWrite, SinkExt, StreamExt};
 use hakuban_core::Link;
+
+/// WebSocket settings for a link with these limits.
+pub(crate) fn websocket_config(limits: &hakuban_core::Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(limits.max_message_bytes))
+        .max_frame_size(Some(limits.max_message_bytes))
+        // tungstenite zero-fills this much before every read: 128 KiB (its default) costs more
+        // than the whole small-message round trip, 16 KiB keeps large messages cheap enough.
+        .read_buffer_size(16 * 1024)
+}
 
 /// Runs the link until the connection ends; returns why it ended.
 pub(crate) async fn drive<S>(ws: WebSocketStream<S>, mut link: Link) -> String
@@ -16,14 +26,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut tx, mut rx) = ws.split();
+    // A link's deadline only ever moves later (it follows the last activity), so the timer is
+    // re-armed when it fires rather than on every message.
+    let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+    let sleep = tokio::time::sleep_until(link.next_deadline().map_or_else(far, Into::into));
+    tokio::pin!(sleep);
     loop {
-        let deadline = link.next_deadline();
-        let sleep = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Binary(bytes))) => {
@@ -72,7 +80,10 @@ where
                     return reason;
                 }
             },
-            () = sleep => link.handle_timeout(),
+            () = &mut sleep => {
+                link.handle_timeout();
+                sleep.as_mut().reset(link.next_deadline().map_or_else(far, Into::into));
+            }
         }
     }
 }
