@@ -138,6 +138,7 @@ impl LinkCodec {
 fn frame_size_hint(frame: &Frame) -> usize {
     match frame {
         Frame::State { payload: hakuban_proto::Payload::Full(data), .. } => data.len() + 32,
+        Frame::State { payload: hakuban_proto::Payload::Compressed { data, .. }, .. } => data.len() + 40,
         Frame::State { payload: hakuban_proto::Payload::Delta { middle, .. }, .. } => middle.len() + 48,
         Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>() + 16,
         Frame::DeclareTag { json, .. } => json.len() + 8,

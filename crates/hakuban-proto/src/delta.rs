@@ -1,9 +1,12 @@
-//! State payloads on the wire: full bytes, or a delta against the previous state of the same
-//! channel that keeps the common prefix and suffix and carries only the changed middle.
+//! State payloads on the wire: full bytes (zstd-compressed when that pays), or a delta against the
+//! previous state of the same channel that keeps the common prefix and suffix and carries only
+//! the changed middle.
 //!
 //! Most updates change a small region of a large state (one field of a JSON document), so
-//! trimming the common ends costs two memory comparisons and leaves a handful of bytes. Applying
-//! a delta is bounds-checked: a delta that does not fit its base is an error, never a panic.
+//! trimming the common ends costs two memory comparisons and leaves a handful of bytes; full
+//! states (every channel's first) are compressed with zstd at a fast level. Applying a payload is
+//! bounds-checked: a delta that does not fit its base, or a compressed payload larger than it
+//! claims or than the limit, is an error, never a panic.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +14,24 @@ use crate::DecodeError;
 
 /// Deltas saving fewer bytes than this are sent as full payloads (simpler for the receiver).
 const MIN_SAVING: usize = 16;
+/// Full payloads at least this large are offered to the compressor.
+const COMPRESS_FROM: usize = 1024;
+/// zstd level for full payloads: fast, and most of the ratio on JSON.
+const COMPRESSION_LEVEL: i32 = 3;
 
 /// A state's data as carried by a `State` frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     /// The complete data. Every channel's first state is full.
     Full(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The complete data, zstd-compressed; `size` is the decompressed length.
+    Compressed {
+        /// Length of the data once decompressed.
+        size: u64,
+        /// The zstd frame.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// The previous state's first `prefix` bytes, then `middle`, then its last `suffix` bytes.
     Delta {
         /// Bytes kept from the start of the previous state.
@@ -31,14 +46,25 @@ pub enum Payload {
 
 /// The payload carrying `new` to a receiver that holds `base` (or nothing).
 pub fn encode_payload(base: Option<&[u8]>, new: &[u8]) -> Payload {
-    let Some(base) = base else { return Payload::Full(new.to_vec()) };
+    let Some(base) = base else { return full(new) };
     let limit = base.len().min(new.len());
     let prefix = base.iter().zip(new).take_while(|(a, b)| a == b).count();
     let suffix = base.iter().rev().zip(new.iter().rev()).take(limit - prefix).take_while(|(a, b)| a == b).count();
     if prefix + suffix < MIN_SAVING {
-        return Payload::Full(new.to_vec());
+        return full(new);
     }
     Payload::Delta { prefix: prefix as u64, suffix: suffix as u64, middle: new[prefix..new.len() - suffix].to_vec() }
+}
+
+/// The whole of `data`, compressed when large enough and worth it.
+fn full(data: &[u8]) -> Payload {
+    if data.len() >= COMPRESS_FROM
+        && let Ok(compressed) = zstd::bulk::compress(data, COMPRESSION_LEVEL)
+        && compressed.len() + compressed.len() / 8 < data.len()
+    {
+        return Payload::Compressed { size: data.len() as u64, data: compressed };
+    }
+    Payload::Full(data.to_vec())
 }
 
 /// Rebuilds the data from `payload` and the receiver's `base`, refusing results over `max_bytes`.
@@ -47,6 +73,18 @@ pub fn apply_payload(base: Option<&[u8]>, payload: Payload, max_bytes: usize) ->
         Payload::Full(bytes) => {
             if bytes.len() > max_bytes {
                 return Err(DecodeError::BadDelta(format!("payload of {} bytes over the limit", bytes.len())));
+            }
+            Ok(bytes)
+        }
+        Payload::Compressed { size, data } => {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size > max_bytes {
+                return Err(DecodeError::BadDelta(format!("compressed payload of {size} bytes over the limit")));
+            }
+            let bytes = zstd::bulk::decompress(&data, size)
+                .map_err(|e| DecodeError::BadDelta(format!("compressed payload does not decompress: {e}")))?;
+            if bytes.len() != size {
+                return Err(DecodeError::BadDelta(format!("compressed payload is {} bytes, not {size}", bytes.len())));
             }
             Ok(bytes)
         }
@@ -90,6 +128,28 @@ mod tests {
         let payload = encode_payload(Some(&old), &new);
         assert!(matches!(&payload, Payload::Delta { middle, .. } if middle.len() == 1));
         assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
+    }
+
+    #[test]
+    fn large_full_states_are_compressed_and_restored() {
+        let json: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| format!("{{\"id\":{i},\"name\":\"record {i}\",\"value\":0}},").into_bytes())
+            .collect();
+        let payload = encode_payload(None, &json);
+        let Payload::Compressed { data, .. } = &payload else { panic!("not compressed") };
+        assert!(data.len() * 4 < json.len(), "{} of {}", data.len(), json.len());
+        assert_eq!(apply_payload(None, payload, usize::MAX), Ok(json));
+    }
+
+    #[test]
+    fn lying_compressed_payloads_are_errors() {
+        let data = zstd::bulk::compress(&[7u8; 4096], 3).unwrap_or_default();
+        for size in [4095, 4097, 1 << 40] {
+            let payload = Payload::Compressed { size, data: data.clone() };
+            assert!(apply_payload(None, payload, 1 << 20).is_err(), "size {size}");
+        }
+        let garbage = Payload::Compressed { size: 10, data: vec![1, 2, 3] };
+        assert!(apply_payload(None, garbage, 1 << 20).is_err());
     }
 
     #[test]

@@ -12,8 +12,11 @@ use crate::WebsocketError;
 use crate::params::ConnectionParameters;
 use crate::transport::drive;
 
-/// First reconnection delay; it grows by half each failed attempt, up to [`MAX_BACKOFF`].
+/// First reconnection delay; it grows by [`BACKOFF_GROWTH`] each failed attempt, up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Growth of the delay per failed attempt: slow at first, so a router restarting within a second
+/// is found again within about a hundred milliseconds.
+const BACKOFF_GROWTH: f64 = 1.25;
 /// Longest reconnection delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// A connection that lasted this long resets the delay to [`MIN_BACKOFF`].
@@ -147,7 +150,7 @@ async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, 
         }
         let jitter = 0.75 + fastrand::f64() * 0.5;
         tokio::time::sleep(backoff.mul_f64(jitter)).await;
-        backoff = backoff.mul_f64(1.5).min(MAX_BACKOFF);
+        backoff = backoff.mul_f64(BACKOFF_GROWTH).min(MAX_BACKOFF);
     }
 }
 
