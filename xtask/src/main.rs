@@ -1,6 +1,7 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
-//! * `ci`: format check, clippy with `-D warnings`, every test, the dependency check.
+//! * `ci`: format check, clippy with `-D warnings`, the dependency check, documentation without
+//!   warnings, every test.
 //! * `test`: every test of the workspace (unit, integration, doc).
 //! * `deps`: checks that hakuban-core's normal dependencies contain no runtime or socket crate.
 //! * `bench [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that exist.
@@ -42,7 +43,19 @@ fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     deps()?;
+    docs()?;
     test()
+}
+
+/// Builds the documentation with every rustdoc warning (broken links included) as an error.
+fn docs() -> Result<(), String> {
+    eprintln!("xtask: cargo doc --workspace --no-deps (warnings are errors)");
+    let status = Command::new(env!("CARGO"))
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`cargo doc` failed ({status})")) }
 }
 
 fn test() -> Result<(), String> {

@@ -61,7 +61,8 @@
 //! # Driving the engine yourself
 //!
 //! [`engine::Engine`] is public for custom runtimes and tests: call an input, then drain
-//! [`engine::Engine::poll_event`]. Its module documentation shows a complete loop.
+//! [`engine::Engine::poll_wake`]. Its module documentation shows a complete loop. Transports
+//! connect exchanges through [`Link`]; its documentation shows a run loop.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -21,7 +21,7 @@ use crate::state::{DataBytes, DataSynchronized, DataVersion, ObjectState};
 /// Keeps a field on cache lines of its own: the producer writes one field of the cell while a
 /// hundred readers on another core read another, and they must not invalidate each other.
 #[derive(Default)]
-#[repr(align(128))]
+#[repr(align(64))]
 struct Padded<T>(T);
 
 impl<T> std::ops::Deref for Padded<T> {
