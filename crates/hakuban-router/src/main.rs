@@ -77,6 +77,11 @@ async fn run(options: Options) -> Result<(), String> {
     if !(options.rebalance_threshold.is_finite() && options.rebalance_threshold >= 0.0) {
         return Err(format!("--rebalance-threshold must be a number >= 0, not {}", options.rebalance_threshold));
     }
+    // Signal handlers come first: a supervisor may signal as soon as the router says it started.
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut dump_signal = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
     let exchange = Exchange::new();
     let listener = Arc::new(WebsocketListener::new(exchange.clone(), &options.bind).await.map_err(|e| e.to_string())?);
     let connector = match &options.connect {
@@ -96,10 +101,6 @@ async fn run(options: Options) -> Result<(), String> {
         monitor::spawn(tag, &exchange, listener.clone(), connector.clone());
     }
 
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut dump_signal = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let dump = || {
