@@ -230,3 +230,67 @@ fn the_earliest_exposer_keeps_the_object_when_a_second_one_arrives() {
     let fresh = poll_next(&mut e2);
     assert!(fresh.is_none(), "the newcomer is not elected");
 }
+
+/// Bytes moved over both links of a two-hop path while pumping.
+fn pump_counting(wires: &mut [&mut Wire]) -> usize {
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut bytes = 0;
+    for _ in 0..1000 {
+        let mut moved = false;
+        for wire in wires.iter_mut() {
+            while let Poll::Ready(Some(message)) = wire.up.poll_transmit(&mut cx) {
+                moved = true;
+                bytes += message.len();
+                let _ = wire.down.receive(&message);
+            }
+            while let Poll::Ready(Some(message)) = wire.down.poll_transmit(&mut cx) {
+                moved = true;
+                bytes += message.len();
+                let _ = wire.up.receive(&message);
+            }
+        }
+        if !moved {
+            return bytes;
+        }
+    }
+    panic!("links never went quiet");
+}
+
+#[test]
+fn large_documents_travel_compressed_then_as_small_deltas() {
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut observe = a.object_observe_contract((["t"], "doc")).build();
+    let mut expose = b.object_expose_contract((["t"], "doc")).build();
+    pump(&mut [&mut wa, &mut wb]);
+    let sink = poll_next(&mut expose).unwrap();
+    let mut stream = poll_next(&mut observe).unwrap();
+    // As in benchmark S5: each update increments one record's value in a ~0.5 MB JSON array.
+    let mut values = vec![0u32; 10_000];
+    let document = |values: &[u32]| -> Vec<u8> {
+        let records: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, value)| format!("{{\"id\":{i},\"name\":\"record number {i}\",\"value\":{value}}}"))
+            .collect();
+        format!("[{}]", records.join(",")).into_bytes()
+    };
+    let initial = document(&values);
+    assert!(initial.len() > 400_000);
+    sink.publish(ObjectState::new(Arc::new(initial.clone())).with_version([0]).with_format(["JSON"]));
+    let initial_bytes = pump_counting(&mut [&mut wa, &mut wb]);
+    // Each of the two hops carries the compressed document: well under a quarter of its size.
+    assert!(initial_bytes / 2 < initial.len() / 4, "initial state took {initial_bytes} bytes over two hops");
+    assert_eq!(latest(&mut stream).unwrap().data.as_slice(), initial.as_slice());
+    for update in 1..=20u32 {
+        values[(update * 397 % 10_000) as usize] += 1;
+        let changed = document(&values);
+        sink.publish(
+            ObjectState::new(Arc::new(changed.clone())).with_version([i64::from(update)]).with_format(["JSON"]),
+        );
+        let bytes = pump_counting(&mut [&mut wa, &mut wb]);
+        assert!(bytes < 2 * 64, "update {update} took {bytes} bytes over two hops");
+        assert_eq!(latest(&mut stream).unwrap().data.as_slice(), changed.as_slice());
+    }
+}
