@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use hakuban_proto::{DeclarationState, Frame};
+use hashbrown::{HashMap, HashSet};
 
 use super::LinkOutput;
 use crate::engine::{ContractId, Engine, LinkId, ObjectId, TagId, next};
@@ -123,23 +124,16 @@ impl Engine {
         now: Instant,
     ) {
         let Some(rec) = self.objects.get_mut(&object) else { return };
-        rec.down.retain(|(l, _)| *l != link);
-        if !state.is_empty() {
-            rec.down.push((link, state));
-            rec.down.sort_by_key(|(l, _)| *l);
-        }
+        replace_declaration(&mut rec.down, link, state);
         let stamp = next(&mut self.ids.declaration);
         if let Some(link_rec) = self.links.get_mut(&link) {
-            if state.is_empty() {
-                link_rec.declared_objects.remove(&object);
-            } else {
-                link_rec.declared_objects.insert(object);
-            }
-            if state.expose.is_some() {
-                link_rec.exposing_since_objects.entry(object).or_insert(stamp);
-            } else {
-                link_rec.exposing_since_objects.remove(&object);
-            }
+            note_declaration(
+                &mut link_rec.declared_objects,
+                &mut link_rec.exposing_since_objects,
+                object,
+                state,
+                stamp,
+            );
         }
         self.refresh(object, now);
         self.gc_objects.push(object);
@@ -153,30 +147,44 @@ impl Engine {
         state: DeclarationState,
         now: Instant,
     ) {
-        let objects = self.tag_objects(tag, |rec| {
-            rec.down.retain(|(l, _)| *l != link);
-            if !state.is_empty() {
-                rec.down.push((link, state));
-                rec.down.sort_by_key(|(l, _)| *l);
-            }
-        });
+        let objects = self.tag_objects(tag, |rec| replace_declaration(&mut rec.down, link, state));
         let stamp = next(&mut self.ids.declaration);
         if let Some(link_rec) = self.links.get_mut(&link) {
-            if state.is_empty() {
-                link_rec.declared_tags.remove(&tag);
-            } else {
-                link_rec.declared_tags.insert(tag);
-            }
-            if state.expose.is_some() {
-                link_rec.exposing_since_tags.entry(tag).or_insert(stamp);
-            } else {
-                link_rec.exposing_since_tags.remove(&tag);
-            }
+            note_declaration(&mut link_rec.declared_tags, &mut link_rec.exposing_since_tags, tag, state, stamp);
         }
         self.tag_declaration_may_change(tag);
         for object in objects {
             self.refresh(object, now);
         }
         self.remove_tag_if_unreferenced(tag);
+    }
+}
+
+/// Puts a child's declaration in a record's list (kept in link order); an empty one removes it.
+fn replace_declaration(list: &mut Vec<(LinkId, DeclarationState)>, link: LinkId, state: DeclarationState) {
+    list.retain(|(l, _)| *l != link);
+    if !state.is_empty() {
+        list.push((link, state));
+        list.sort_by_key(|(l, _)| *l);
+    }
+}
+
+/// Updates a child link's index of what it declared, and since when it exposes it.
+fn note_declaration<K: std::hash::Hash + Eq + Copy>(
+    declared: &mut HashSet<K>,
+    exposing_since: &mut HashMap<K, u64>,
+    key: K,
+    state: DeclarationState,
+    stamp: u64,
+) {
+    if state.is_empty() {
+        declared.remove(&key);
+    } else {
+        declared.insert(key);
+    }
+    if state.expose.is_some() {
+        exposing_since.entry(key).or_insert(stamp);
+    } else {
+        exposing_since.remove(&key);
     }
 }
