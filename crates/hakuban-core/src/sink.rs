@@ -27,8 +27,11 @@ pub struct ObjectStateSinkParams {}
 ///   sink is elected, then ends (`None`) when the election is lost (nobody observes any more,
 ///   another exposer took over, or the contract was dropped). `None` means "stop producing and
 ///   drop me".
-/// * As a sink: always ready, never fails; `send` applies the state to the object at once
-///   (newer versions replace older ones; see [`DataVersion`](crate::DataVersion)).
+/// * As a sink: never fails; `send` applies the state to the object at once (newer versions
+///   replace older ones; see [`DataVersion`](crate::DataVersion)). It is ready except once every
+///   64 states in a row, when it yields to the executor so that a producer sending back to back
+///   cannot starve the tasks delivering its states. [`publish`](Self::publish) applies a state
+///   without ever yielding.
 ///
 /// **Closed sinks.** A sink whose election was lost is *closed*, yet a sink the user still holds
 /// keeps applying what is sent into it: version ordering arbitrates between producers, and an
@@ -41,11 +44,18 @@ pub struct ObjectStateSink {
     shared: Arc<Shared>,
     id: SinkId,
     descriptor: ObjectDescriptor,
+    /// States sent through the `Sink` interface since the sink last yielded to the executor.
+    sends_since_yield: u32,
 }
+
+/// A producer sending through the `Sink` interface yields to its executor after this many states
+/// in a row, so a busy producer never starves the tasks that carry its states to the network
+/// (on tokio, a task it wakes may otherwise wait behind it on the same worker).
+const SENDS_PER_YIELD: u32 = 64;
 
 impl ObjectStateSink {
     pub(crate) fn new(shared: Arc<Shared>, id: SinkId, descriptor: ObjectDescriptor) -> Self {
-        ObjectStateSink { shared, id, descriptor }
+        ObjectStateSink { shared, id, descriptor, sends_since_yield: 0 }
     }
 
     /// The object this sink produces.
@@ -63,11 +73,17 @@ impl ObjectStateSink {
 impl Sink<ObjectState<DataBytes>> for ObjectStateSink {
     type Error = Infallible;
 
-    fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        if self.sends_since_yield >= SENDS_PER_YIELD {
+            self.sends_since_yield = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, state: ObjectState<DataBytes>) -> Result<(), Infallible> {
+    fn start_send(mut self: Pin<&mut Self>, state: ObjectState<DataBytes>) -> Result<(), Infallible> {
+        self.sends_since_yield += 1;
         self.publish(state);
         Ok(())
     }

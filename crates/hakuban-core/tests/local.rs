@@ -323,3 +323,37 @@ async fn never_materialised_state_can_be_dropped() {
     drop(state);
     assert_eq!(exchange.counts(), Default::default());
 }
+
+/// A producer sending back to back through the `Sink` interface yields now and then, so on a
+/// single-threaded executor the observer task sees versions during the burst, not only the last.
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_producer_does_not_starve_other_tasks() {
+    within_limit(async {
+        let exchange = Exchange::new();
+        let mut observe = exchange.object_observe_contract((["t"], "burst")).build();
+        let mut expose = exchange.object_expose_contract((["t"], "burst")).build();
+        let mut stream = observe.next().await.unwrap();
+        let mut sink = expose.next().await.unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let finished = done.clone();
+        let observer = tokio::spawn(async move {
+            let mut seen_during_burst = 0u32;
+            while let Some(state) = stream.next().await {
+                if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    seen_during_burst += 1;
+                }
+                if state.version == vec![10_000] {
+                    return seen_during_burst;
+                }
+            }
+            seen_during_burst
+        });
+        for version in 1..=10_000i64 {
+            sink.send(ObjectState::new(Arc::new(vec![0u8; 8])).with_version([version])).await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = observer.await.unwrap();
+        assert!(seen >= 100, "the observer ran only {seen} times during the burst");
+    })
+    .await;
+}
