@@ -29,7 +29,7 @@ pub struct ObjectStateSinkParams {}
 ///   drop me".
 /// * As a sink: never fails; `send` applies the state to the object at once (newer versions
 ///   replace older ones; see [`DataVersion`](crate::DataVersion)). It is ready except once every
-///   64 states in a row, when it yields to the executor so that a producer sending back to back
+///   256 states in a row, when it yields to the executor so that a producer sending back to back
 ///   cannot starve the tasks delivering its states. [`publish`](Self::publish) applies a state
 ///   without ever yielding.
 ///
@@ -51,7 +51,7 @@ pub struct ObjectStateSink {
 /// A producer sending through the `Sink` interface yields to its executor after this many states
 /// in a row, so a busy producer never starves the tasks that carry its states to the network
 /// (on tokio, a task it wakes may otherwise wait behind it on the same worker).
-const SENDS_PER_YIELD: u32 = 64;
+const SENDS_PER_YIELD: u32 = 256;
 
 impl ObjectStateSink {
     pub(crate) fn new(shared: Arc<Shared>, id: SinkId, descriptor: ObjectDescriptor) -> Self {

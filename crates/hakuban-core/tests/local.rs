@@ -353,7 +353,8 @@ async fn a_busy_producer_does_not_starve_other_tasks() {
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         let seen = observer.await.unwrap();
-        assert!(seen >= 100, "the observer ran only {seen} times during the burst");
+        // The sink yields once per 256 states: about 39 chances in 10,000 sends.
+        assert!(seen >= 20, "the observer ran only {seen} times during the burst");
     })
     .await;
 }
