@@ -83,35 +83,24 @@ impl Engine {
         tags.sort_unstable();
         for object in objects {
             let state = self.object_declaration(object);
-            let sent = self.links.get(&link).and_then(|r| r.sent_objects.get(&object).copied()).unwrap_or_default();
-            if state == sent {
-                continue;
-            }
-            let Some(id) = self.my_object_id(link, object) else { continue };
-            if let Some(rec) = self.links.get_mut(&link) {
-                if state.is_empty() {
-                    rec.sent_objects.remove(&object);
-                } else {
-                    rec.sent_objects.insert(object, state);
-                }
-                rec.control.push_back(LinkOutput::Frame(Frame::ObjectInterest { object: id, state }));
+            let changed = self.links.get_mut(&link).is_some_and(|r| record_sent(&mut r.sent_objects, object, state));
+            if changed && let Some(id) = self.my_object_id(link, object) {
+                self.push_control(link, Frame::ObjectInterest { object: id, state });
             }
         }
         for tag in tags {
             let state = self.tag_declaration(tag);
-            let sent = self.links.get(&link).and_then(|r| r.sent_tags.get(&tag).copied()).unwrap_or_default();
-            if state == sent {
-                continue;
+            let changed = self.links.get_mut(&link).is_some_and(|r| record_sent(&mut r.sent_tags, tag, state));
+            if changed && let Some(id) = self.my_tag_id(link, tag) {
+                self.push_control(link, Frame::TagInterest { tag: id, state });
             }
-            let Some(id) = self.my_tag_id(link, tag) else { continue };
-            if let Some(rec) = self.links.get_mut(&link) {
-                if state.is_empty() {
-                    rec.sent_tags.remove(&tag);
-                } else {
-                    rec.sent_tags.insert(tag, state);
-                }
-                rec.control.push_back(LinkOutput::Frame(Frame::TagInterest { tag: id, state }));
-            }
+        }
+    }
+
+    /// Appends a frame to the link's queue (the transmitter is running already).
+    fn push_control(&mut self, link: LinkId, frame: Frame) {
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.control.push_back(LinkOutput::Frame(frame));
         }
     }
 
@@ -187,4 +176,21 @@ fn note_declaration<K: std::hash::Hash + Eq + Copy>(
     } else {
         exposing_since.remove(&key);
     }
+}
+
+/// Records `state` as the last one sent for `key`; `false` if it was already what the peer has.
+fn record_sent<K: std::hash::Hash + Eq>(
+    sent: &mut HashMap<K, DeclarationState>,
+    key: K,
+    state: DeclarationState,
+) -> bool {
+    if sent.get(&key).copied().unwrap_or_default() == state {
+        return false;
+    }
+    if state.is_empty() {
+        sent.remove(&key);
+    } else {
+        sent.insert(key, state);
+    }
+    true
 }

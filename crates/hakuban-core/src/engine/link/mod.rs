@@ -177,6 +177,15 @@ pub(crate) struct LinkRec {
     pub waker: Option<Waker>,
 }
 
+impl LinkRec {
+    /// A fresh id for one of our descriptors on this link (never 0).
+    fn allocate_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ReceivingChannel {
     pub sink: SinkId,
@@ -450,32 +459,28 @@ impl Engine {
 
     /// Our id for `object` on `link`, declaring it to the peer first if new.
     pub(super) fn my_object_id(&mut self, link: LinkId, object: ObjectId) -> Option<u32> {
-        let descriptor = self.objects.get(&object)?.descriptor.clone();
         let rec = self.links.get_mut(&link)?;
         if let Some(id) = rec.my_objects.get(&object) {
             return Some(*id);
         }
-        let id = rec.next_id;
-        rec.next_id = rec.next_id.wrapping_add(1).max(1);
+        let descriptor = &self.objects.get(&object)?.descriptor;
+        let id = rec.allocate_id();
         rec.my_objects.insert(object, id);
-        rec.control.push_back(LinkOutput::Frame(Frame::DeclareObject {
-            id,
-            tags: descriptor.tags_to_strings(),
-            json: descriptor.json_to_string(),
-        }));
+        let (tags, json) = (descriptor.tags_to_strings(), descriptor.json_to_string());
+        rec.control.push_back(LinkOutput::Frame(Frame::DeclareObject { id, tags, json }));
         Some(id)
     }
 
+    /// Our id for `tag` on `link`, declaring it to the peer first if new.
     pub(super) fn my_tag_id(&mut self, link: LinkId, tag: TagId) -> Option<u32> {
-        let descriptor = self.tags.get(&tag)?.descriptor.clone();
         let rec = self.links.get_mut(&link)?;
         if let Some(id) = rec.my_tags.get(&tag) {
             return Some(*id);
         }
-        let id = rec.next_id;
-        rec.next_id = rec.next_id.wrapping_add(1).max(1);
+        let json = self.tags.get(&tag)?.descriptor.json_to_string();
+        let id = rec.allocate_id();
         rec.my_tags.insert(tag, id);
-        rec.control.push_back(LinkOutput::Frame(Frame::DeclareTag { id, json: descriptor.json_to_string() }));
+        rec.control.push_back(LinkOutput::Frame(Frame::DeclareTag { id, json }));
         Some(id)
     }
 
