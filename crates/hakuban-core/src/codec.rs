@@ -3,6 +3,11 @@
 //! Decoding checks the protocol version and limits, parses descriptors and rebuilds states from
 //! deltas against what this side last received per object; encoding computes deltas against what
 //! the peer last received and omits an unchanged format. One codec per link and direction pair.
+//!
+//! States name objects by the sender's ids (its declarations). A state the engine does not take
+//! (its channel is not open: in flight while it closed, or made up by a hostile peer) has its
+//! baseline released at once by [`Link`](crate::Link) ([`LinkCodec::release`]), so a peer cannot
+//! make the codec hold baselines for channels that do not exist.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::time::Instant;
 use hakuban_proto::{Frame, Limits, PROTOCOL_VERSION, apply_payload, decode_batch, encode_batch, encode_payload};
 use hashbrown::HashMap;
 
+use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::engine::{LinkInput, LinkOutput};
 use crate::state::{DataBytes, DataFormat, DataSynchronized, ObjectState};
@@ -24,7 +30,7 @@ const BATCH_FRAMES: usize = 4096;
 pub struct LinkCodec {
     limits: Limits,
     hello_seen: bool,
-    /// Per peer object id: the data and format of the last state received on its channel.
+    /// Per peer object id: the data and format of the last state received for it.
     received: HashMap<u32, (DataBytes, DataFormat)>,
 }
 
@@ -34,35 +40,49 @@ impl LinkCodec {
         LinkCodec { limits, hello_seen: false, received: HashMap::new() }
     }
 
-    /// Decodes one transport message received at `now`.
-    pub fn decode(&mut self, message: &[u8], now: Instant) -> Result<Vec<LinkInput>, String> {
-        let frames = decode_batch(message, &self.limits).map_err(|e| e.to_string())?;
+    /// Forgets the baseline of the peer's object `id` (its state was not taken: no channel).
+    pub fn release(&mut self, id: u32) {
+        self.received.remove(&id);
+    }
+
+    /// How many baselines the codec holds (for tests).
+    pub fn baselines(&self) -> usize {
+        self.received.len()
+    }
+
+    /// Decodes one transport message received at `now`: one input per frame. The payloads the
+    /// message rebuilds are bounded all together by `max_decoded_bytes_per_message`.
+    pub fn decode(&mut self, message: &[u8], now: Instant) -> Result<Vec<LinkInput>, CloseReason> {
+        let frames = decode_batch(message, &self.limits).map_err(CloseReason::from_decode)?;
         let mut inputs = Vec::with_capacity(frames.len());
+        let mut budget = self.limits.max_decoded_bytes_per_message;
         for frame in frames {
             if !self.hello_seen && !matches!(frame, Frame::Hello { .. }) {
-                return Err("the first frame must be a hello".to_string());
+                return Err(CloseReason::ProtocolViolation("the first frame must be a hello".to_string()));
             }
-            inputs.push(self.decode_frame(frame, now)?);
+            inputs.push(self.decode_frame(frame, now, &mut budget)?);
         }
         Ok(inputs)
     }
 
-    fn decode_frame(&mut self, frame: Frame, now: Instant) -> Result<LinkInput, String> {
+    fn decode_frame(&mut self, frame: Frame, now: Instant, budget: &mut usize) -> Result<LinkInput, CloseReason> {
+        let malformed = |what: String| CloseReason::Malformed(hakuban_proto::DecodeError::Malformed(what));
         Ok(match frame {
             Frame::Hello { version, name, load_limit, token: _ } => {
                 if version != PROTOCOL_VERSION {
-                    return Err(format!("peer speaks protocol version {version}, we speak {PROTOCOL_VERSION}"));
+                    return Err(CloseReason::VersionMismatch { ours: PROTOCOL_VERSION, theirs: version });
                 }
                 self.hello_seen = true;
                 LinkInput::Hello { name, load_limit }
             }
             Frame::DeclareObject { id, tags, json } => {
-                let descriptor =
-                    ObjectDescriptor::from_json_strings(&tags, &json).map_err(|e| format!("object {id}: {e}"))?;
+                let descriptor = ObjectDescriptor::from_json_strings(&tags, &json)
+                    .map_err(|e| malformed(format!("object {id}: {e}")))?;
                 LinkInput::DeclareObject(id, descriptor)
             }
             Frame::DeclareTag { id, json } => {
-                let descriptor = TagDescriptor::from_json_string(&json).map_err(|e| format!("tag {id}: {e}"))?;
+                let descriptor =
+                    TagDescriptor::from_json_string(&json).map_err(|e| malformed(format!("tag {id}: {e}")))?;
                 LinkInput::DeclareTag(id, descriptor)
             }
             Frame::ForgetObject { id } => {
@@ -75,16 +95,30 @@ impl LinkCodec {
             Frame::AssignExposer { object } => LinkInput::AssignExposer(object),
             Frame::RevokeExposer { object } => LinkInput::RevokeExposer(object),
             Frame::StreamStart { object } => LinkInput::StreamStart(object),
-            Frame::StreamEnd { object } => LinkInput::StreamEnd(object),
+            Frame::StreamEnd { object } => {
+                // The parent's id, as its states to us: that channel's baseline goes with it.
+                self.received.remove(&object);
+                LinkInput::StreamEnd(object)
+            }
             Frame::State { object, version, format, payload, synchronized_us_ago } => {
                 let previous = self.received.get(&object);
+                let max = self.limits.max_payload_bytes.min(*budget);
                 let data =
-                    apply_payload(previous.map(|(data, _)| data.as_slice()), payload, self.limits.max_payload_bytes)
-                        .map_err(|e| format!("object {object}: {e}"))?;
+                    apply_payload(previous.map(|(data, _)| data.as_slice()), payload, max).map_err(
+                        |error| match error {
+                            hakuban_proto::DecodeError::BadDelta(_) if max < self.limits.max_payload_bytes => {
+                                CloseReason::LimitExceeded(hakuban_proto::DecodeError::DecodedTooLarge {
+                                    limit: self.limits.max_decoded_bytes_per_message,
+                                })
+                            }
+                            other => CloseReason::from_decode(other),
+                        },
+                    )?;
+                *budget -= data.len();
                 let format = match (format, previous) {
                     (Some(format), _) => format,
                     (None, Some((_, format))) => format.clone(),
-                    (None, None) => return Err(format!("object {object}: first state without a format")),
+                    (None, None) => return Err(malformed(format!("object {object}: first state without a format"))),
                 };
                 let data = Arc::new(data);
                 self.received.insert(object, (data.clone(), format.clone()));

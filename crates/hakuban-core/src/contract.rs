@@ -8,13 +8,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::Stream;
 
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{ContractId, TakenHandle};
-use crate::exchange::Shared;
+use crate::engine::ContractId;
+use crate::facade::{Shared, Taken};
 use crate::sink::ObjectStateSink;
 use crate::stream::ObjectStateStream;
 
@@ -25,9 +24,9 @@ struct ContractHandle {
 }
 
 impl ContractHandle {
-    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<TakenHandle> {
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Taken> {
         let id = self.id;
-        match self.shared.run(|engine| engine.take_handle(id, cx.waker())) {
+        match self.shared.run(|inner| inner.take_handle(id, cx.waker())) {
             Some(handle) => Poll::Ready(handle),
             None => Poll::Pending,
         }
@@ -35,20 +34,20 @@ impl ContractHandle {
 
     fn poll_stream(&self, cx: &mut Context<'_>) -> Poll<Option<ObjectStateStream>> {
         match self.poll_take(cx) {
-            Poll::Ready(TakenHandle::Stream(id, descriptor, reader)) => {
+            Poll::Ready(Taken::Stream(id, descriptor, reader)) => {
                 Poll::Ready(Some(ObjectStateStream::new(self.shared.clone(), id, descriptor, reader)))
             }
             // An observe contract only ever queues streams.
-            Poll::Ready(TakenHandle::Sink(..)) | Poll::Pending => Poll::Pending,
+            Poll::Ready(Taken::Sink(..)) | Poll::Pending => Poll::Pending,
         }
     }
 
     fn poll_sink(&self, cx: &mut Context<'_>) -> Poll<Option<ObjectStateSink>> {
         match self.poll_take(cx) {
-            Poll::Ready(TakenHandle::Sink(id, descriptor)) => {
+            Poll::Ready(Taken::Sink(id, descriptor)) => {
                 Poll::Ready(Some(ObjectStateSink::new(self.shared.clone(), id, descriptor)))
             }
-            Poll::Ready(TakenHandle::Stream(..)) | Poll::Pending => Poll::Pending,
+            Poll::Ready(Taken::Stream(..)) | Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -56,8 +55,8 @@ impl ContractHandle {
 impl Drop for ContractHandle {
     fn drop(&mut self) {
         let id = self.id;
-        let now = Instant::now();
-        self.shared.run(|engine| engine.drop_contract(id, now));
+        let now = self.shared.now();
+        self.shared.run(|inner| inner.drop_contract(id, now));
     }
 }
 
@@ -128,8 +127,8 @@ impl ObjectObserveContractBuilder {
     /// Creates the contract; its stream is ready to be taken at once.
     pub fn build(self) -> ObjectObserveContract {
         let descriptor = self.descriptor.clone();
-        let now = Instant::now();
-        let id = self.shared.run(|engine| engine.create_object_observe_contract(descriptor, now));
+        let now = self.shared.now();
+        let id = self.shared.engine(|engine| engine.create_object_observe_contract(descriptor, now));
         ObjectObserveContract { handle: ContractHandle { shared: self.shared, id }, descriptor: self.descriptor }
     }
 }
@@ -149,8 +148,8 @@ impl TagObserveContractBuilder {
     /// Creates the contract; streams of already-live objects are ready at once.
     pub fn build(self) -> TagObserveContract {
         let descriptor = self.descriptor.clone();
-        let now = Instant::now();
-        let id = self.shared.run(|engine| engine.create_tag_observe_contract(descriptor, now));
+        let now = self.shared.now();
+        let id = self.shared.engine(|engine| engine.create_tag_observe_contract(descriptor, now));
         TagObserveContract { handle: ContractHandle { shared: self.shared, id }, descriptor: self.descriptor }
     }
 }
@@ -178,8 +177,8 @@ impl ObjectExposeContractBuilder {
     /// Creates the contract.
     pub fn build(self) -> ObjectExposeContract {
         let (descriptor, capacity) = (self.descriptor.clone(), self.capacity);
-        let now = Instant::now();
-        let id = self.shared.run(|engine| engine.create_object_expose_contract(descriptor, capacity, now));
+        let now = self.shared.now();
+        let id = self.shared.engine(|engine| engine.create_object_expose_contract(descriptor, capacity, now));
         ObjectExposeContract { handle: ContractHandle { shared: self.shared, id }, descriptor: self.descriptor }
     }
 }
@@ -206,8 +205,8 @@ impl TagExposeContractBuilder {
     /// Creates the contract.
     pub fn build(self) -> TagExposeContract {
         let (descriptor, capacity) = (self.descriptor.clone(), self.capacity);
-        let now = Instant::now();
-        let id = self.shared.run(|engine| engine.create_tag_expose_contract(descriptor, capacity, now));
+        let now = self.shared.now();
+        let id = self.shared.engine(|engine| engine.create_tag_expose_contract(descriptor, capacity, now));
         TagExposeContract { handle: ContractHandle { shared: self.shared, id }, descriptor: self.descriptor }
     }
 }

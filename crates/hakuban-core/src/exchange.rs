@@ -1,51 +1,19 @@
-//! The [`Exchange`] facade: the engine behind one mutex, plus the wakers of whoever waits on it.
-//!
-//! Every operation locks, calls the engine, drains the wakers it produced, unlocks and only then
-//! wakes them: no user code and no waking ever runs under the lock. Streams read states without
-//! the lock (see [`StreamReader`](crate::engine::StreamReader)).
+//! The [`Exchange`]: the user's entry point. It creates contracts, opens links and answers
+//! questions about the node; the engine, the lock and the waiters are in [`crate::facade`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::Waker;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use smallvec::SmallVec;
-
+use crate::CloseReason;
 use crate::contract::{
     ObjectExposeContractBuilder, ObjectObserveContractBuilder, TagExposeContractBuilder, TagObserveContractBuilder,
 };
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
-use crate::engine::{Engine, EngineCounts, LinkConfig, LinkId, LinkInfo, LinkRole};
+use crate::engine::{EngineCounts, LinkConfig, LinkId, LinkInfo, LinkRole};
+use crate::facade::{Clock, Shared};
 use crate::link::{Link, LinkError};
 use crate::snapshot::ExchangeSnapshot;
-
-/// The state shared by an exchange and every handle it gave out.
-pub(crate) struct Shared {
-    engine: Mutex<Engine>,
-    /// State of the generator that jitters the load-balancing schedule.
-    random: AtomicU64,
-    /// Set while an [`UpstreamReservation`] (a connector) owns the right to the upstream.
-    upstream_reserved: AtomicBool,
-}
-
-impl Shared {
-    /// Runs one engine input, then (after unlocking) wakes whoever it made ready.
-    pub(crate) fn run<R>(&self, input: impl FnOnce(&mut Engine) -> R) -> R {
-        // Most inputs wake a handful of tasks at most: keep them on the stack.
-        let mut woken: SmallVec<[Waker; 8]> = SmallVec::new();
-        let result = {
-            let mut engine = self.engine.lock();
-            let result = input(&mut engine);
-            while let Some(waker) = engine.poll_wake() {
-                woken.push(waker);
-            }
-            result
-        };
-        woken.into_iter().for_each(Waker::wake);
-        result
-    }
-}
 
 /// One Hakuban node: creates contracts, elects exposers, propagates states.
 ///
@@ -77,13 +45,14 @@ impl std::fmt::Debug for Exchange {
 impl Exchange {
     /// A new, empty, unconnected exchange.
     pub fn new() -> Self {
-        Exchange {
-            shared: Arc::new(Shared {
-                engine: Mutex::new(Engine::new()),
-                random: AtomicU64::new(seed()),
-                upstream_reserved: AtomicBool::new(false),
-            }),
-        }
+        Exchange::with_clock(Arc::new(crate::facade::system_clock))
+    }
+
+    /// A new exchange whose handles read the time from `clock` instead of the system's monotonic
+    /// clock: a virtual clock in tests (links driven with the same clock's instants), or
+    /// another time source where `Instant::now` is not available.
+    pub fn with_clock(clock: Clock) -> Self {
+        Exchange { shared: Arc::new(Shared::new(clock, seed())) }
     }
 
     /// Starts declaring interest in observing one object.
@@ -110,7 +79,7 @@ impl Exchange {
     /// upstream: opening a second one, or one while a connector holds the
     /// [reservation](Self::reserve_upstream), fails with [`LinkError::UpstreamTaken`].
     pub fn open_link(&self, role: LinkRole, config: LinkConfig) -> Result<Link, LinkError> {
-        if role == LinkRole::Upstream && self.shared.upstream_reserved.load(Ordering::SeqCst) {
+        if role == LinkRole::Upstream && self.shared.upstream_reserved() {
             return Err(LinkError::UpstreamTaken);
         }
         Link::open(self.shared.clone(), role, config)
@@ -120,11 +89,7 @@ impl Exchange {
     /// each disconnection) its links through the reservation. Fails if another reservation or an
     /// upstream link exists. Dropping the reservation releases it.
     pub fn reserve_upstream(&self) -> Result<UpstreamReservation, LinkError> {
-        if self.shared.upstream_reserved.swap(true, Ordering::SeqCst) {
-            return Err(LinkError::UpstreamTaken);
-        }
-        if self.shared.run(|engine| engine.has_upstream()) {
-            self.shared.upstream_reserved.store(false, Ordering::SeqCst);
+        if !self.shared.reserve_upstream() {
             return Err(LinkError::UpstreamTaken);
         }
         Ok(UpstreamReservation { shared: self.shared.clone(), released: AtomicBool::new(false) })
@@ -132,8 +97,8 @@ impl Exchange {
 
     /// What the exchange knows about one of its links (by [`Link::id`]), if it exists.
     pub fn link_info(&self, id: u64) -> Option<LinkInfo> {
-        let now = Instant::now();
-        self.shared.run(|engine| engine.link_info(LinkId(id), now))
+        let now = self.shared.now();
+        self.shared.engine(|engine| engine.link_info(LinkId(id), now))
     }
 
     /// Runs the periodic load balancing between children that is due, moving objects from
@@ -141,33 +106,42 @@ impl Exchange {
     /// [`Engine::rebalance`]), and returns when to call it next. The router calls it in a loop
     /// with an average interval of one second; an exchange serving its own listener may too.
     pub fn rebalance(&self, average_interval: Duration, threshold: f64) -> Instant {
-        let now = Instant::now();
+        let now = self.shared.now();
         let random = &self.shared.random;
         let mut next_random = || {
-            // splitmix64: enough to spread checks over time; not for anything secret.
-            let mut z = random.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+            let mut state = random.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            crate::engine::splitmix(&mut state)
         };
-        self.shared.run(|engine| engine.rebalance(now, average_interval, threshold, &mut next_random))
+        self.shared.engine(|engine| engine.rebalance(now, average_interval, threshold, &mut next_random))
     }
 
     /// What the exchange holds now: objects, tags, their flags, exposers and cached states.
     pub fn snapshot(&self) -> ExchangeSnapshot {
-        let now = Instant::now();
-        self.shared.run(|engine| engine.snapshot(now))
+        let now = self.shared.now();
+        self.shared.engine(|engine| engine.snapshot(now))
     }
 
     /// How many records the engine holds (all zero once every handle is dropped).
     pub fn counts(&self) -> EngineCounts {
-        self.shared.run(|engine| engine.counts())
+        self.shared.engine(|engine| engine.counts())
+    }
+
+    /// The facade's time, from its [`Clock`].
+    pub fn now(&self) -> Instant {
+        self.shared.now()
+    }
+
+    /// How many wakers and published cells the facade holds for handles and links (zero once
+    /// every handle is dropped); for tests that check nothing is kept.
+    #[doc(hidden)]
+    pub fn waiter_counts(&self) -> usize {
+        self.shared.run(|inner| inner.waiter_counts())
     }
 
     /// Runs the engine's self-check ([`Engine::check_invariants`]); for tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        self.shared.run(|engine| engine.check_invariants())
+        self.shared.engine(|engine| engine.check_invariants())
     }
 }
 
@@ -182,7 +156,9 @@ impl UpstreamReservation {
     /// Opens the upstream link (one at a time: the previous one must be dropped first).
     pub fn open_link(&self, config: LinkConfig) -> Result<Link, LinkError> {
         if self.released.load(Ordering::SeqCst) {
-            return Err(LinkError::Closed("the upstream reservation was released".to_string()));
+            return Err(LinkError::Closed(CloseReason::ClosedLocally(
+                "the upstream reservation was released".to_string(),
+            )));
         }
         Link::open(self.shared.clone(), LinkRole::Upstream, config)
     }
@@ -193,9 +169,10 @@ impl UpstreamReservation {
         if self.released.swap(true, Ordering::SeqCst) {
             return;
         }
-        let now = Instant::now();
-        self.shared.run(|engine| engine.close_upstream("upstream connector dropped", now));
-        self.shared.upstream_reserved.store(false, Ordering::SeqCst);
+        let now = self.shared.now();
+        let reason = CloseReason::ClosedLocally("upstream connector dropped".to_string());
+        self.shared.engine(|engine| engine.close_upstream(reason, now));
+        self.shared.release_upstream();
     }
 }
 

@@ -67,11 +67,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod close;
 mod codec;
 mod contract;
 mod descriptor;
 pub mod engine;
 mod exchange;
+mod facade;
 mod link;
 mod sink;
 pub mod snapshot;
@@ -79,6 +81,7 @@ mod state;
 mod stream;
 mod stream_ext;
 
+pub use close::CloseReason;
 pub use codec::LinkCodec;
 pub use contract::{
     ObjectExposeContract, ObjectExposeContractBuilder, ObjectObserveContract, ObjectObserveContractBuilder,
@@ -87,7 +90,8 @@ pub use contract::{
 pub use descriptor::{DescriptorError, ObjectDescriptor, TagDescriptor};
 pub use engine::{LinkConfig, LinkInfo, LinkRole};
 pub use exchange::{Exchange, UpstreamReservation};
-pub use hakuban_proto::{Limits, LoadLimitPoint};
+pub use facade::{Clock, system_clock};
+pub use hakuban_proto::{Collection, DecodeError, Limits, LoadLimitPoint};
 pub use link::{Link, LinkError};
 pub use sink::{ObjectStateSink, ObjectStateSinkParams};
 pub use snapshot::ExchangeSnapshot;

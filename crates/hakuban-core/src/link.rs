@@ -1,49 +1,81 @@
 //! [`Link`]: the public, runtime-agnostic API a transport drives to connect two exchanges.
 //!
-//! A transport (hakuban-tokio's WebSocket one, or yours) opens a link on an exchange as upstream
-//! (towards its parent) or downstream (towards a child), then loops:
+//! A link is sans-IO: it never reads a clock, never blocks and owns no socket. The transport
+//! (hakuban-tokio's WebSocket one, a test's in-memory pipe, a C event loop) feeds it what the peer
+//! sent, asks it for messages to send, and honours its deadline, always passing the time:
 //!
-//! ```no_run
-//! # use std::task::Poll;
-//! # use hakuban_core::{Exchange, Link, LinkConfig, LinkRole};
-//! # fn send(_: Vec<u8>) {} fn recv() -> Option<Vec<u8>> { None } fn sleep_until(_: std::time::Instant) {}
-//! let exchange = Exchange::new();
-//! let mut link = exchange.open_link(LinkRole::Upstream, LinkConfig::default()).unwrap();
-//! let waker = futures::task::noop_waker();
-//! let mut cx = std::task::Context::from_waker(&waker);
-//! loop {
-//!     // 1. Whatever the link has to say goes out, one transport message at a time.
-//!     while let Poll::Ready(Some(message)) = link.poll_transmit(&mut cx) {
-//!         send(message);
+//! * [`Link::receive`]`(message, now)` for every transport message from the peer;
+//! * [`Link::poll_transmit`]`(now)` until it returns `None` whenever the link was signalled (see
+//!   [`Link::register_waker`]) and the transport can take a message;
+//! * [`Link::poll_timeout`] for the next deadline, [`Link::handle_timeout`]`(now)` once it passed;
+//! * [`Link::write_blocked`] / [`Link::write_progress`] when the socket stops or resumes taking
+//!   bytes, so a peer that stops reading fails like one that stops talking;
+//! * [`Link::close`] to end it from our side, or just drop it.
+//!
+//! A synchronous run loop over any message transport (here: in-memory queues between two
+//! exchanges, on a clock the loop advances itself):
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use futures::StreamExt;
+//! use hakuban_core::{Exchange, JsonSerializeState, Link, LinkConfig, LinkRole, ObjectState};
+//!
+//! let (parent, child) = (Exchange::new(), Exchange::new());
+//! let mut up = child.open_link(LinkRole::Upstream, LinkConfig::default()).unwrap();
+//! let mut down = parent.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap();
+//! let mut observe = parent.object_observe_contract((["t"], "x")).build();
+//! let mut expose = child.object_expose_contract((["t"], "x")).build();
+//!
+//! let mut now = Instant::now();
+//! // One step: everything each side has to say goes across, then due deadlines are honoured.
+//! let mut step = |up: &mut Link, down: &mut Link, now: Instant| {
+//!     let mut moved = false;
+//!     while let Some(message) = up.poll_transmit(now) {
+//!         down.receive(&message, now).expect("a valid peer");
+//!         moved = true;
 //!     }
-//!     if link.closed_reason().is_some() {
-//!         break; // close the connection, reporting the reason
+//!     while let Some(message) = down.poll_transmit(now) {
+//!         up.receive(&message, now).expect("a valid peer");
+//!         moved = true;
 //!     }
-//!     // 2. Every received message goes in; an error closes the link (report it to the peer).
-//!     if let Some(message) = recv() {
-//!         if link.receive(&message).is_err() { break; }
+//!     for link in [up, down] {
+//!         if link.poll_timeout().is_some_and(|deadline| deadline <= now) {
+//!             link.handle_timeout(now);
+//!         }
 //!     }
-//!     // 3. The link's deadline (keep-alive, receive timeout) is honoured.
-//!     if let Some(deadline) = link.next_deadline() {
-//!         sleep_until(deadline);
-//!         link.handle_timeout();
-//!     }
-//! }
-//! // Dropping the link tells the exchange the connection is gone.
+//!     moved
+//! };
+//! futures::executor::block_on(async {
+//!     let mut stream = observe.next().await.unwrap();
+//!     while step(&mut up, &mut down, now) {}
+//!     let mut sink = expose.next().await.unwrap();
+//!     sink.publish(ObjectState::new("hello").json_serialize());
+//!     while step(&mut up, &mut down, now) {}
+//!     assert_eq!(stream.next().await.unwrap().data.as_slice(), b"\"hello\"");
+//! });
+//! // An idle link sends keep-alives at its deadline, so the peer's timeout never fires.
+//! now += Duration::from_secs(60);
+//! step(&mut up, &mut down, now);
+//! assert!(up.closed_reason().is_none() && down.closed_reason().is_none());
 //! ```
 //!
-//! A real transport waits on all three at once (the waker passed to `poll_transmit` is woken
-//! when there is something to send). Decoding, delta reconstruction and encoding run in
-//! `receive` and `poll_transmit`, outside the exchange's lock.
+//! A transport that waits (rather than spins) registers a waker with [`Link::register_waker`]
+//! before sleeping; it is woken when the link has something to send or closes. Decoding, delta
+//! reconstruction and encoding run in `receive` and `poll_transmit`, outside the exchange's lock.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Waker;
 use std::time::Instant;
 
+use crate::close::CloseReason;
 use crate::codec::LinkCodec;
-use crate::engine::{LinkConfig, LinkId, LinkRole};
-use crate::exchange::Shared;
+use crate::engine::{LinkConfig, LinkId, LinkInput, LinkRole};
+use crate::facade::Shared;
+
+/// Payload bytes the engine hands out per message: a backlog is encoded as the socket drains,
+/// a message at a time, not all at once.
+const TRANSMIT_BYTES: usize = 256 << 10;
 
 /// Why a link could not be opened, or was closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,25 +84,33 @@ pub enum LinkError {
     /// must stay a tree, so an exchange has at most one parent.
     #[error("this exchange already has an upstream")]
     UpstreamTaken,
-    /// The link is closed; the text says why (protocol violation, timeout, peer closed...).
+    /// The link is closed, for this reason.
     #[error("link closed: {0}")]
-    Closed(String),
+    Closed(CloseReason),
 }
 
-/// One connection between this exchange and a peer, driven by a transport.
+/// One connection between this exchange and a peer, driven by a transport. See the
+/// [module documentation](self) for the calls and when to make them.
 pub struct Link {
     shared: Arc<Shared>,
     id: LinkId,
     codec: LinkCodec,
     outgoing: VecDeque<Vec<u8>>,
+    /// The latest instant the transport gave us (used where a call takes none: close, drop).
+    now: Instant,
 }
 
 impl Link {
     pub(crate) fn open(shared: Arc<Shared>, role: LinkRole, config: LinkConfig) -> Result<Link, LinkError> {
         let limits = config.limits.clone();
-        let now = Instant::now();
-        let id = shared.run(|engine| engine.open_link(role, config, now)).map_err(|_| LinkError::UpstreamTaken)?;
-        Ok(Link { shared, id, codec: LinkCodec::new(limits), outgoing: VecDeque::new() })
+        let now = shared.now();
+        let id = shared.engine(|engine| engine.open_link(role, config, now)).map_err(|_| LinkError::UpstreamTaken)?;
+        Ok(Link { shared, id, codec: LinkCodec::new(limits), outgoing: VecDeque::new(), now })
+    }
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
     }
 
     /// This link's id in its exchange (as shown in snapshots).
@@ -78,101 +118,137 @@ impl Link {
         self.id.0
     }
 
-    /// Feeds one transport message from the peer. On error the link is closed: send the reason
-    /// to the peer (in the transport's close frame) and drop the connection.
-    pub fn receive(&mut self, message: &[u8]) -> Result<(), LinkError> {
-        let now = Instant::now();
+    /// Feeds one transport message the peer sent, received at `now`. On error the link is
+    /// closed: send the reason to the peer (in the transport's close frame) and drop the
+    /// connection. Then (as after any input) call [`poll_transmit`](Self::poll_transmit).
+    pub fn receive(&mut self, message: &[u8], now: Instant) -> Result<(), LinkError> {
+        let now = self.advance(now);
         let id = self.id;
+        // Decoding and delta reconstruction happen here, outside the exchange's lock.
         let decoded = self.codec.decode(message, now);
-        let result = self.shared.run(|engine| match decoded {
+        let mut declined: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
+        let result = self.shared.engine(|engine| match decoded {
             Ok(inputs) => {
+                let mut states: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
                 for input in inputs {
+                    if let LinkInput::State(object, _) = &input {
+                        states.push(*object);
+                    }
                     engine.link_receive(id, input, now)?;
                 }
+                // States for channels that are not open are not kept as baselines.
+                declined.extend(states.into_iter().filter(|object| !engine.link_receiving(id, *object)));
                 Ok(())
             }
             Err(reason) => {
-                engine.close_link(id, &reason, now);
+                engine.close_link(id, reason.clone(), now);
                 Err(reason)
             }
         });
+        for object in declined {
+            self.codec.release(object);
+        }
         result.map_err(LinkError::Closed)
     }
 
-    /// Notes transport-level activity from the peer that carries no message (a ping).
-    pub fn activity(&mut self) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.link_activity(id, now));
+    /// Notes activity from the peer at `now` that carries no message (a transport ping).
+    pub fn activity(&mut self, now: Instant) {
+        let (id, now) = (self.id, self.advance(now));
+        self.shared.engine(|engine| engine.link_activity(id, now));
     }
 
-    /// The next transport message to send: `Ready(Some)` with a message, `Ready(None)` once the
-    /// link is closed (see [`closed_reason`](Self::closed_reason)), `Pending` when there is
-    /// nothing to send (the waker is woken when there is).
-    pub fn poll_transmit(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+    /// The next transport message to send, or `None` when there is nothing to send now (check
+    /// [`closed_reason`](Self::closed_reason): a closed link sends nothing more). Call it until
+    /// `None` whenever the transport can take a message: after any input, after being woken,
+    /// after a timeout. What the transport does not take stays coalesced in the engine (latest
+    /// state per object), and is encoded only when asked for.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         if let Some(message) = self.outgoing.pop_front() {
-            return Poll::Ready(Some(message));
+            return Some(message);
         }
-        let (id, now) = (self.id, Instant::now());
-        let (outputs, closed) = self.shared.run(|engine| {
-            let outputs = engine.link_transmit(id, now, cx.waker());
-            (outputs, engine.link_closed(id).is_some())
-        });
-        if closed {
-            return Poll::Ready(None);
-        }
+        let (id, now) = (self.id, self.advance(now));
+        let outputs = self.shared.engine(|engine| engine.link_transmit(id, now, TRANSMIT_BYTES));
         if outputs.is_empty() {
-            return Poll::Pending;
+            return None;
         }
         // Deltas and encoding happen here, outside the exchange's lock.
         self.codec.encode(outputs, &mut self.outgoing);
-        match self.outgoing.pop_front() {
-            Some(message) => Poll::Ready(Some(message)),
-            None => Poll::Pending,
+        self.outgoing.pop_front()
+    }
+
+    /// Registers `waker` to be woken once the link has something to send or closes. If it
+    /// already has, `waker` is woken at once, so "register, then sleep" never misses a signal.
+    /// Only the latest waker registered is kept.
+    pub fn register_waker(&self, waker: &Waker) {
+        if !self.outgoing.is_empty() {
+            waker.wake_by_ref();
+            return;
         }
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
-    pub fn next_deadline(&self) -> Option<Instant> {
         let id = self.id;
-        self.shared.run(|engine| engine.link_timeout(id))
+        self.shared.run_woken(|inner, woken| inner.register_link(id, waker, woken));
     }
 
-    /// Handles the link's deadlines: queues a keep-alive when idle, closes the link when the
-    /// peer has been silent past the timeout. Calling early is harmless.
-    pub fn handle_timeout(&mut self) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.link_handle_timeout(id, now));
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next (keep-alive, receive
+    /// timeout, write timeout), or `None` once closed. It only moves later by itself; after
+    /// [`write_blocked`](Self::write_blocked) it may be earlier.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let id = self.id;
+        self.shared.engine(|engine| engine.link_timeout(id))
     }
 
-    /// Closes the link from our side, for `reason`.
-    pub fn close(&mut self, reason: &str) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.close_link(id, reason, now));
+    /// Handles the link's deadlines at `now`: queues a keep-alive when idle, closes the link when
+    /// the peer has been silent, or has taken none of our bytes, for longer than the timeout.
+    /// Calling early is harmless. Then call [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let (id, now) = (self.id, self.advance(now));
+        self.shared.engine(|engine| engine.link_handle_timeout(id, now));
+    }
+
+    /// The transport could not hand bytes to the peer at `now` (its socket buffer is full). If
+    /// no [`write_progress`](Self::write_progress) follows within the link's timeout, the link
+    /// closes with [`CloseReason::WriteTimeout`] at [`handle_timeout`](Self::handle_timeout).
+    pub fn write_blocked(&mut self, now: Instant) {
+        let (id, now) = (self.id, self.advance(now));
+        self.shared.engine(|engine| engine.link_write_blocked(id, now));
+    }
+
+    /// The transport handed bytes to the peer again after [`write_blocked`](Self::write_blocked).
+    pub fn write_progress(&mut self) {
+        let id = self.id;
+        self.shared.engine(|engine| engine.link_write_progress(id));
+    }
+
+    /// Closes the link from our side, for `reason` (usually [`CloseReason::ClosedLocally`]). Its
+    /// declarations and assignments are withdrawn at once, and exposers re-elected.
+    pub fn close(&mut self, reason: CloseReason) {
+        let (id, now) = (self.id, self.now);
+        self.shared.engine(|engine| engine.close_link(id, reason, now));
     }
 
     /// Why the link is closed, or `None` while it is open.
-    pub fn closed_reason(&self) -> Option<String> {
+    pub fn closed_reason(&self) -> Option<CloseReason> {
         let id = self.id;
-        self.shared.run(|engine| engine.link_closed(id).map(str::to_string))
+        self.shared.engine(|engine| engine.link_closed(id))
     }
 
-    /// Downstream links: the load of objects assigned to the child and the limit in force.
-    pub fn load(&self) -> (f64, Option<f64>) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.link_load(id, now))
+    /// Downstream links: the load of objects assigned to the child and the limit in force at
+    /// `now`.
+    pub fn load(&self, now: Instant) -> (f64, Option<f64>) {
+        let id = self.id;
+        self.shared.engine(|engine| engine.link_load(id, now))
     }
 
     /// The peer's name from its hello, once received.
     pub fn peer_name(&self) -> Option<String> {
         let id = self.id;
-        self.shared.run(|engine| engine.link_peer_name(id).map(str::to_string))
+        self.shared.engine(|engine| engine.link_peer_name(id).map(str::to_string))
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.remove_link(id, now));
+        let (id, now) = (self.id, self.now);
+        self.shared.run(|inner| inner.remove_link(id, now));
     }
 }
 

@@ -5,13 +5,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::{Sink, Stream};
 
 use crate::descriptor::ObjectDescriptor;
 use crate::engine::{SinkId, SinkPoll};
-use crate::exchange::Shared;
+use crate::facade::Shared;
 use crate::state::{DataBytes, ObjectState};
 
 /// Parameters an observer side may ask a producer for. Empty today; the type exists so that
@@ -65,8 +64,8 @@ impl ObjectStateSink {
 
     /// Applies `state` at once, without going through the `Sink` machinery.
     pub fn publish(&self, state: ObjectState<DataBytes>) {
-        let (id, now) = (self.id, Instant::now());
-        self.shared.run(|engine| engine.sink_send(id, state, now));
+        let (id, now) = (self.id, self.shared.now());
+        self.shared.engine(|engine| engine.sink_send(id, state, now));
     }
 }
 
@@ -102,7 +101,7 @@ impl Stream for ObjectStateSink {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ObjectStateSinkParams>> {
         let id = self.id;
-        match self.shared.run(|engine| engine.poll_sink_params(id, cx.waker())) {
+        match self.shared.run(|inner| inner.poll_sink_params(id, cx.waker())) {
             SinkPoll::Ready => Poll::Ready(Some(ObjectStateSinkParams::default())),
             SinkPoll::Closed => Poll::Ready(None),
             SinkPoll::Pending => Poll::Pending,
@@ -113,8 +112,8 @@ impl Stream for ObjectStateSink {
 impl Drop for ObjectStateSink {
     fn drop(&mut self) {
         let id = self.id;
-        let now = Instant::now();
-        self.shared.run(|engine| engine.drop_sink(id, now));
+        let now = self.shared.now();
+        self.shared.run(|inner| inner.drop_sink(id, now));
     }
 }
 

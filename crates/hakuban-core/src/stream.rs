@@ -4,13 +4,12 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::Stream;
 
 use crate::descriptor::ObjectDescriptor;
-use crate::engine::{StreamId, StreamPoll, StreamReader};
-use crate::exchange::Shared;
+use crate::engine::StreamId;
+use crate::facade::{Shared, StreamPoll, StreamReader};
 use crate::state::{DataBytes, ObjectState};
 
 /// The states of one object, latest first-class: each item is the object's current state when
@@ -55,8 +54,8 @@ impl Stream for ObjectStateStream {
 impl Drop for ObjectStateStream {
     fn drop(&mut self) {
         let id = self.id;
-        let now = Instant::now();
-        self.shared.run(|engine| engine.drop_stream(id, now));
+        let now = self.shared.now();
+        self.shared.run(|inner| inner.drop_stream(id, now));
     }
 }
 

@@ -180,8 +180,12 @@ fn garbage_closes_only_the_link_that_sent_it() {
     let sink = poll_next(&mut expose).unwrap();
 
     let mut rogue = router.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap();
-    assert!(rogue.receive(&[0xff, 0x00, 0x13, 0x37]).is_err());
-    assert!(rogue.closed_reason().is_some());
+    let error = rogue.receive(&[0xff, 0x00, 0x13, 0x37], std::time::Instant::now());
+    assert!(
+        matches!(error, Err(hakuban_core::LinkError::Closed(hakuban_core::CloseReason::Malformed(_)))),
+        "{error:?}"
+    );
+    assert!(matches!(rogue.closed_reason(), Some(hakuban_core::CloseReason::Malformed(_))));
 
     publish(&sink, 1, "still flowing");
     pump(&mut [&mut wa, &mut wb]);
@@ -215,21 +219,20 @@ fn the_earliest_exposer_keeps_the_object_when_a_second_one_arrives() {
 
 /// Like [`pump`], returning the bytes moved.
 fn pump_counting(wires: &mut [&mut Wire]) -> usize {
-    let waker = noop_waker();
-    let mut cx = Context::from_waker(&waker);
+    let now = std::time::Instant::now();
     let mut bytes = 0;
     for _ in 0..1000 {
         let mut moved = false;
         for wire in wires.iter_mut() {
-            while let Poll::Ready(Some(message)) = wire.up.poll_transmit(&mut cx) {
+            while let Some(message) = wire.up.poll_transmit(now) {
                 moved = true;
                 bytes += message.len();
-                let _ = wire.down.receive(&message);
+                let _ = wire.down.receive(&message, now);
             }
-            while let Poll::Ready(Some(message)) = wire.down.poll_transmit(&mut cx) {
+            while let Some(message) = wire.down.poll_transmit(now) {
                 moved = true;
                 bytes += message.len();
-                let _ = wire.up.receive(&message);
+                let _ = wire.up.receive(&message, now);
             }
         }
         if !moved {

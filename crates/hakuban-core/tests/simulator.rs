@@ -10,12 +10,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use hakuban_core::engine::{
-    ContractId, Engine, LinkId, SinkId, SinkPoll, StreamId, StreamPoll, StreamReader, TakenHandle,
-};
+use hakuban_core::engine::{ContractId, Engine, LinkId, ObjectId, SinkId, SinkPoll, StreamId, TakenHandle};
 use hakuban_core::{DataSynchronized, LinkCodec, LinkConfig, LinkRole, ObjectDescriptor, ObjectState};
 use proptest::prelude::*;
 
@@ -25,10 +22,6 @@ const OBJECTS: usize = 3;
 
 fn object(index: usize) -> ObjectDescriptor {
     ObjectDescriptor::from((["sim"], index as u64))
-}
-
-fn waker() -> Waker {
-    futures::task::noop_waker()
 }
 
 struct Wire {
@@ -41,8 +34,12 @@ struct Wire {
     down: VecDeque<Vec<u8>>,
 }
 
-/// A stream held by a node: id, object, reader, last state read, closed.
-type HeldStream = (StreamId, usize, StreamReader, Option<Arc<ObjectState<hakuban_core::DataBytes>>>, bool);
+/// A stream held by a node: id, object, its engine object id, last state read, closed.
+type HeldStream = (StreamId, usize, ObjectId, Option<Arc<ObjectState<hakuban_core::DataBytes>>>, bool);
+
+fn codecs() -> (LinkCodec, LinkCodec) {
+    (LinkCodec::new(Default::default()), LinkCodec::new(Default::default()))
+}
 
 struct Node {
     engine: Engine,
@@ -104,7 +101,7 @@ impl Network {
                     child,
                     parent,
                     links: None,
-                    codecs: (LinkCodec::new(Default::default()), LinkCodec::new(Default::default())),
+                    codecs: codecs(),
                     up: VecDeque::new(),
                     down: VecDeque::new(),
                 })
@@ -131,7 +128,7 @@ impl Network {
         let up = self.nodes[wire.child].engine.open_link(LinkRole::Upstream, config.clone(), now).unwrap();
         let down = self.nodes[wire.parent].engine.open_link(LinkRole::Downstream, config, now).unwrap();
         wire.links = Some((up, down));
-        wire.codecs = (LinkCodec::new(Default::default()), LinkCodec::new(Default::default()));
+        wire.codecs = codecs();
     }
 
     fn kill(&mut self, index: usize) {
@@ -150,9 +147,9 @@ impl Network {
         let now = self.now();
         for wire in &mut self.wires {
             let Some((up, down)) = wire.links else { continue };
-            let outputs = self.nodes[wire.child].engine.link_transmit(up, now, &waker());
+            let outputs = self.nodes[wire.child].engine.link_transmit(up, now, usize::MAX);
             wire.codecs.0.encode(outputs, &mut wire.up);
-            let outputs = self.nodes[wire.parent].engine.link_transmit(down, now, &waker());
+            let outputs = self.nodes[wire.parent].engine.link_transmit(down, now, usize::MAX);
             wire.codecs.1.encode(outputs, &mut wire.down);
         }
     }
@@ -246,14 +243,15 @@ impl Network {
             Op::Restore(w) => self.restore(w),
             _ => {}
         }
-        for node in &self.nodes {
+        for node in &mut self.nodes {
             node.engine.check_invariants().unwrap();
+            while node.engine.poll_event().is_some() {}
         }
     }
 
     fn take(&mut self, n: usize, contract: ContractId, o: usize) {
-        match self.nodes[n].engine.take_handle(contract, &waker()) {
-            Some(TakenHandle::Stream(id, _, reader)) => self.nodes[n].streams.push((id, o, reader, None, false)),
+        match self.nodes[n].engine.take_handle(contract) {
+            Some(TakenHandle::Stream(id, _, object)) => self.nodes[n].streams.push((id, o, object, None, false)),
             Some(TakenHandle::Sink(id, _)) => self.nodes[n].sinks.push((id, o)),
             None => {}
         }
@@ -271,16 +269,11 @@ impl Network {
     /// Reads every stream to its latest state.
     fn read_all(&mut self) {
         for node in &mut self.nodes {
-            for (_, _, reader, last, closed) in &mut node.streams {
-                loop {
-                    match reader.poll(&waker()) {
-                        StreamPoll::Ready(state) => *last = Some(state),
-                        StreamPoll::Closed => {
-                            *closed = true;
-                            break;
-                        }
-                        StreamPoll::Pending => break,
-                    }
+            for (stream, _, object, last, closed) in &mut node.streams {
+                if node.engine.stream_open(*stream) {
+                    *last = node.engine.object_state(*object).or(last.take());
+                } else {
+                    *closed = true;
                 }
             }
         }
@@ -291,7 +284,7 @@ impl Network {
         let mut open = vec![];
         for (n, node) in self.nodes.iter_mut().enumerate() {
             for (sink, object) in &node.sinks {
-                if *object == o && node.engine.poll_sink_params(*sink, &waker()) != SinkPoll::Closed {
+                if *object == o && node.engine.poll_sink_params(*sink) != SinkPoll::Closed {
                     open.push((n, *sink));
                 }
             }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bounded::{self, Collection};
 use crate::delta::Payload;
 use crate::{DecodeError, Limits};
 
@@ -43,6 +44,7 @@ pub enum Frame {
         /// The sender's name, for logs and snapshots.
         name: String,
         /// Load-limit schedule the child asks its parent to respect (empty: unlimited).
+        #[serde(deserialize_with = "bounded::load_limit")]
         load_limit: Vec<LoadLimitPoint>,
         /// Room for an access token; unused so far.
         token: Option<String>,
@@ -52,6 +54,7 @@ pub enum Frame {
         /// Sender-chosen id.
         id: u32,
         /// Compact JSON text of each tag.
+        #[serde(deserialize_with = "bounded::tags")]
         tags: Vec<String>,
         /// Compact JSON text of the object's identifier.
         json: String,
@@ -108,14 +111,15 @@ pub enum Frame {
         object: u32,
     },
     /// A state of an object, on a channel opened by `AssignExposer` (child to parent) or
-    /// `StreamStart` (parent to child). The object id is the *receiver's* id when the child sends
-    /// up (it echoes the parent's id) and the sender's id when the parent sends down.
+    /// `StreamStart` (parent to child). The object id is the sender's, as in every frame.
     State {
-        /// Object id (the parent's id space in both directions).
+        /// Object id (the sender's).
         object: u32,
         /// The state's version.
+        #[serde(deserialize_with = "bounded::version")]
         version: Vec<i64>,
         /// The format stack, present when it differs from the previous state on this channel.
+        #[serde(deserialize_with = "bounded::format")]
         format: Option<Vec<String>>,
         /// The data, full or as a delta against the previous state on this channel.
         payload: Payload,
@@ -124,7 +128,7 @@ pub enum Frame {
     },
     /// Only the synchronisation of the last state on the channel changed.
     Synchronized {
-        /// Object id (parent's id space).
+        /// Object id (the sender's).
         object: u32,
         /// Microseconds since last known current (0: now).
         us_ago: u64,
@@ -149,19 +153,26 @@ pub fn encode_batch(frames: &[Frame]) -> Vec<u8> {
     postcard::to_stdvec(frames).unwrap_or_default()
 }
 
-/// Decodes one transport message, enforcing `limits`.
+/// Decodes one transport message, enforcing `limits`: the frame count and every inner
+/// collection are checked against them as they are read, before room is reserved for them.
 pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, DecodeError> {
     if bytes.len() > limits.max_message_bytes {
         return Err(DecodeError::MessageTooLarge { size: bytes.len(), limit: limits.max_message_bytes });
     }
-    let frames: Batch = postcard::from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    if frames.len() > limits.max_frames_per_message {
-        return Err(DecodeError::TooManyFrames { count: frames.len(), limit: limits.max_frames_per_message });
-    }
+    let (decoded, violation) = bounded::with_limits(limits, || {
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        bounded::seq::<_, Frame>(&mut deserializer, Collection::Frames)
+    });
+    let frames = match (decoded, violation) {
+        (_, Some(violation)) => return Err(violation),
+        (Err(error), None) => return Err(DecodeError::Malformed(error.to_string())),
+        (Ok(frames), None) => frames,
+    };
     for frame in &frames {
         let size = match frame {
             Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>(),
             Frame::DeclareTag { json, .. } => json.len(),
+            Frame::Hello { name, token, .. } => name.len().max(token.as_ref().map_or(0, String::len)),
             _ => 0,
         };
         if size > limits.max_descriptor_bytes {
@@ -210,7 +221,10 @@ mod tests {
         let small = Limits { max_message_bytes: 4, ..Limits::default() };
         assert!(matches!(decode_batch(&bytes, &small), Err(DecodeError::MessageTooLarge { .. })));
         let few = Limits { max_frames_per_message: 2, ..Limits::default() };
-        assert!(matches!(decode_batch(&bytes, &few), Err(DecodeError::TooManyFrames { .. })));
+        assert!(matches!(
+            decode_batch(&bytes, &few),
+            Err(DecodeError::TooManyElements { what: Collection::Frames, count: 5, limit: 2 })
+        ));
         let short = Limits { max_descriptor_bytes: 3, ..Limits::default() };
         assert!(matches!(decode_batch(&bytes, &short), Err(DecodeError::DescriptorTooLarge { .. })));
     }
@@ -220,6 +234,110 @@ mod tests {
         // One frame claimed, a State whose version vector claims u32::MAX elements.
         let bytes = [1u8, 11, 1, 0xff, 0xff, 0xff, 0xff, 0x0f];
         assert!(matches!(decode_batch(&bytes, &Limits::default()), Err(DecodeError::Malformed(_))));
+    }
+
+    /// postcard's unsigned varint.
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+
+    #[test]
+    fn a_message_claiming_millions_of_one_byte_frames_stops_at_the_limit() {
+        // 2^28 frames announced, then one byte per frame (KeepAlive is one byte), for each byte.
+        for byte in 0..=255u8 {
+            let mut bytes = Vec::new();
+            varint(1 << 28, &mut bytes);
+            bytes.resize(bytes.len() + 200_000, byte);
+            match decode_batch(&bytes, &Limits::default()) {
+                Err(DecodeError::TooManyElements { what: Collection::Frames, count, limit }) => {
+                    assert!(count > limit, "byte {byte}: {count} of {limit}")
+                }
+                // KeepAlive is the one one-byte frame: that run must hit the frame limit.
+                Err(DecodeError::Malformed(_)) if byte != 13 => {}
+                other => panic!("byte {byte}: {other:?}"),
+            }
+        }
+        // Within the frame limit, a run of keep-alives decodes.
+        let mut bytes = Vec::new();
+        varint(1000, &mut bytes);
+        bytes.resize(bytes.len() + 1000, 13);
+        assert_eq!(decode_batch(&bytes, &Limits::default()).map(|f| f.len()), Ok(1000));
+    }
+
+    fn one_frame(frame: &Frame) -> Vec<u8> {
+        encode_batch(std::slice::from_ref(frame))
+    }
+
+    #[test]
+    fn inner_collections_are_bounded_one_by_one() {
+        let limits = Limits::default();
+        let state = |version: Vec<i64>, format: Option<Vec<String>>| Frame::State {
+            object: 1,
+            version,
+            format,
+            payload: Payload::Full(vec![]),
+            synchronized_us_ago: 0,
+        };
+        let cases = [
+            (one_frame(&state(vec![0; 65], None)), Collection::Version, 65),
+            (one_frame(&state(vec![0; 3], Some(vec![String::new(); 33]))), Collection::Format, 33),
+            (
+                one_frame(&Frame::DeclareObject { id: 1, tags: vec![String::new(); 257], json: "1".into() }),
+                Collection::Tags,
+                257,
+            ),
+            (
+                one_frame(&Frame::Hello {
+                    version: 1,
+                    name: "x".into(),
+                    load_limit: vec![LoadLimitPoint { after_seconds: 0.0, limit: 1 }; 257],
+                    token: None,
+                }),
+                Collection::LoadLimit,
+                257,
+            ),
+        ];
+        for (bytes, what, count) in cases {
+            match decode_batch(&bytes, &limits) {
+                Err(DecodeError::TooManyElements { what: found, count: announced, .. }) => {
+                    assert_eq!((found, announced), (what, count));
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // At the limit, each decodes.
+        assert!(decode_batch(&one_frame(&state(vec![0; 64], Some(vec![String::new(); 32]))), &limits).is_ok());
+    }
+
+    #[test]
+    fn a_claimed_million_element_version_is_refused_before_allocation() {
+        // A State frame (variant 11) whose version announces 10^6 elements, with the bytes present.
+        let mut bytes = vec![1u8, 11, 1];
+        varint(1_000_000, &mut bytes);
+        bytes.resize(bytes.len() + 1_000_000, 0);
+        let limits = Limits { max_version_len: usize::MAX, ..Limits::default() };
+        // Even with no per-version limit, the message-wide element budget holds.
+        match decode_batch(&bytes, &limits) {
+            Err(DecodeError::TooManyElements { what: Collection::Message, count, limit }) => assert!(count > limit),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_element_budget_spans_all_frames_of_a_message() {
+        let frame = Frame::DeclareObject { id: 1, tags: vec!["1".into(); 200], json: "1".into() };
+        let frames = vec![frame; 10];
+        let limits = Limits { max_elements_per_message: 1999, ..Limits::default() };
+        assert!(matches!(
+            decode_batch(&encode_batch(&frames), &limits),
+            Err(DecodeError::TooManyElements { what: Collection::Message, .. })
+        ));
+        let limits = Limits { max_elements_per_message: 2000, ..Limits::default() };
+        assert!(decode_batch(&encode_batch(&frames), &limits).is_ok());
     }
 
     proptest! {

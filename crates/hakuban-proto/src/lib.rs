@@ -13,10 +13,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bounded;
 mod delta;
 mod frame;
 mod limits;
 
+pub use bounded::Collection;
 pub use delta::{Payload, apply_payload, encode_payload};
 pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, encode_batch};
 pub use limits::Limits;
@@ -38,19 +40,30 @@ pub enum DecodeError {
     /// The bytes are not a valid postcard batch of frames.
     #[error("malformed message: {0}")]
     Malformed(String),
-    /// The batch holds more frames than [`Limits::max_frames_per_message`].
-    #[error("message holds {count} frames, the limit is {limit}")]
-    TooManyFrames {
-        /// Frames found.
-        count: usize,
-        /// The configured limit.
-        limit: usize,
-    },
     /// A descriptor's JSON text is longer than [`Limits::max_descriptor_bytes`].
     #[error("descriptor of {size} bytes exceeds the limit of {limit}")]
     DescriptorTooLarge {
         /// Bytes of JSON text.
         size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A peer-announced collection is longer than its limit in [`Limits`]
+    /// (`max_frames_per_message`, `max_version_len`, `max_format_len`,
+    /// `max_tags_per_descriptor`, `max_load_limit_points`, or all inner collections of the message
+    /// together: `max_elements_per_message`). Refused before anything is allocated for it.
+    #[error("{count} {what} announced, the limit is {limit}")]
+    TooManyElements {
+        /// Which collection.
+        what: Collection,
+        /// How many elements the peer announced.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The states of one message rebuild to more than [`Limits::max_decoded_bytes_per_message`].
+    #[error("the states of one message rebuild to more than {limit} bytes")]
+    DecodedTooLarge {
         /// The configured limit.
         limit: usize,
     },

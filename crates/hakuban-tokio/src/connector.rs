@@ -165,6 +165,7 @@ async fn connect_once(
     let local_address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let config = target.parameters.link_config("rust-client");
     let ws_config = crate::transport::websocket_config(&config.limits);
+    let (socket, wrote) = crate::progress::Progress::new(socket);
     let handshake =
         async_tungstenite::tokio::client_async_with_config(target.request.as_str(), socket, Some(ws_config));
     let (ws, _response) = tokio::time::timeout(Duration::from_secs(30), handshake)
@@ -176,5 +177,6 @@ async fn connect_once(
         current.link = Some((link.id(), local_address));
     }
     tracing::info!(url = %target.request, link = link.id(), "connected upstream");
-    Ok(drive(ws, link).await)
+    let span = tracing::info_span!("link", link = link.id(), peer = %target.request, name = tracing::field::Empty);
+    Ok(tracing::Instrument::instrument(drive(ws, link, wrote), span).await.to_string())
 }

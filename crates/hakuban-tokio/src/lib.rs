@@ -30,6 +30,7 @@
 mod connector;
 mod listener;
 mod params;
+mod progress;
 mod transport;
 
 pub use connector::{UpstreamConnectionSnapshot, WebsocketConnector, WebsocketConnectorSnapshot};

@@ -138,6 +138,7 @@ async fn serve(
     let _ = socket.set_nodelay(parameters.nodelay);
     let config = parameters.link_config("router");
     let ws_config = crate::transport::websocket_config(&config.limits);
+    let (socket, wrote) = crate::progress::Progress::new(socket);
     let handshake = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config));
     let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(ws)) => ws,
@@ -159,9 +160,15 @@ async fn serve(
         }
     };
     let guard = registry.add(link.id(), peer, local_name);
-    let reason = drive(ws, link).await;
+    let span = tracing::info_span!("link", link = link.id(), %peer, name = tracing::field::Empty);
+    let reason = tracing::Instrument::instrument(drive(ws, link, wrote), span).await;
     drop(guard);
-    tracing::info!(%peer, %reason, "downstream connection ended");
+    // One line per connection: a peer's misbehaviour or failure is a warning.
+    if reason.is_violation() || reason.is_timeout() {
+        tracing::warn!(%peer, %reason, "downstream connection ended");
+    } else {
+        tracing::info!(%peer, %reason, "downstream connection ended");
+    }
 }
 
 /// Connections a listener has open, for snapshots.

@@ -1,14 +1,25 @@
 //! Moves one link's messages between a WebSocket and the exchange, and honours its deadline.
 //! Decides nothing: what to send, when the link is dead and what is a violation is the core's.
+//!
+//! Three activities run side by side in the connection's task and never wait for each other:
+//! reading (every message goes to the link at once), writing (a message is taken from the link
+//! only when the socket has taken the previous one, so a slow peer costs the latest state per
+//! object, never a queue), and the link's timer. While the socket takes no bytes the link is told
+//! it is blocked, and fails with a write timeout like a silent peer fails with a receive timeout.
 
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
+use std::time::Duration;
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use futures::{AsyncRead, AsyncWrite, SinkExt, StreamExt};
-use hakuban_core::Link;
+use futures::{AsyncRead, AsyncWrite, Sink, SinkExt, StreamExt};
+use hakuban_core::{CloseReason, Link};
+use tokio::sync::Notify;
 
 /// WebSocket settings for a link with these limits.
 pub(crate) fn websocket_config(limits: &hakuban_core::Limits) -> WebSocketConfig {
@@ -20,72 +31,189 @@ pub(crate) fn websocket_config(limits: &hakuban_core::Limits) -> WebSocketConfig
         .read_buffer_size(16 * 1024)
 }
 
-/// Runs the link until the connection ends; returns why it ended.
-pub(crate) async fn drive<S>(ws: WebSocketStream<S>, mut link: Link) -> String
+/// The WebSocket close code for a reason: violations are the peer's fault, timeouts are not a
+/// normal end, a peer's own close is answered as normal.
+pub(crate) fn close_code(reason: &CloseReason) -> CloseCode {
+    match reason {
+        CloseReason::LimitExceeded(hakuban_core::DecodeError::MessageTooLarge { .. }) => CloseCode::Size,
+        CloseReason::LimitExceeded(_) | CloseReason::TooManyDeclarations { .. } => CloseCode::Policy,
+        CloseReason::VersionMismatch { .. } | CloseReason::Malformed(_) | CloseReason::ProtocolViolation(_) => {
+            CloseCode::Protocol
+        }
+        // Application codes (4000-4999), documented in docs/protocol.md.
+        CloseReason::ReceiveTimeout(_) => CloseCode::Library(4000),
+        CloseReason::WriteTimeout(_) => CloseCode::Library(4001),
+        CloseReason::ConnectionLost(_) => CloseCode::Away,
+        _ => CloseCode::Normal,
+    }
+}
+
+/// The link, locked (its lock is never contended: one task; a poisoned one is still usable).
+fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
+    link.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Runs the link until the connection ends; returns why it ended. `wrote` is set by the socket
+/// whenever the peer takes bytes (see [`Progress`](crate::progress::Progress)).
+pub(crate) async fn drive<S>(ws: WebSocketStream<S>, link: Link, wrote: Arc<AtomicBool>) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut tx, mut rx) = ws.split();
-    // A link's deadline only ever moves later (it follows the last activity), so the timer is
-    // re-armed when it fires rather than on every message.
-    let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
-    let sleep = tokio::time::sleep_until(link.next_deadline().map_or_else(far, Into::into));
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            incoming = rx.next() => match incoming {
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let Err(error) = link.receive(&bytes) {
-                        let reason = error.to_string();
-                        close(&mut tx, CloseCode::Policy, &reason).await;
-                        return reason;
-                    }
+    // Shared by the three activities of this one task; never held across an await.
+    let link = Mutex::new(link);
+    // Wakes the timer when the link's deadline may have moved earlier (a write got blocked).
+    let rearm = Notify::new();
+    // Set while a message waits for the socket.
+    let blocked = AtomicBool::new(false);
+
+    let reader = async {
+        loop {
+            let reason = match rx.next().await {
+                Some(Ok(Message::Binary(bytes))) => match lock(&link).receive(&bytes, now()) {
+                    Ok(()) => continue,
+                    Err(hakuban_core::LinkError::Closed(reason)) => reason,
+                    Err(error) => CloseReason::ProtocolViolation(error.to_string()),
+                },
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    lock(&link).activity(now());
+                    continue;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => link.activity(),
                 Some(Ok(Message::Text(_))) => {
-                    let reason = "text frames are not part of the protocol".to_string();
-                    link.close(&reason);
-                    close(&mut tx, CloseCode::Unsupported, &reason).await;
-                    return reason;
+                    CloseReason::ProtocolViolation("text frames are not part of the protocol".to_string())
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let reason = frame.map_or_else(|| "peer closed the connection".to_string(), |f| {
-                        format!("peer closed the connection: {}", f.reason)
-                    });
-                    link.close(&reason);
-                    return reason;
+                    CloseReason::PeerClosed(frame.map(|f| f.reason.to_string()).unwrap_or_default())
                 }
-                Some(Err(error)) => {
-                    let reason = format!("connection failed: {error}");
-                    link.close(&reason);
-                    return reason;
-                }
-                None => {
-                    let reason = "connection closed".to_string();
-                    link.close(&reason);
-                    return reason;
-                }
-            },
-            outgoing = poll_fn(|cx| link.poll_transmit(cx)) => match outgoing {
-                Some(message) => {
-                    if let Err(error) = tx.send(Message::Binary(message.into())).await {
-                        let reason = format!("sending failed: {error}");
-                        link.close(&reason);
-                        return reason;
+                Some(Err(error)) => CloseReason::ConnectionLost(error.to_string()),
+                None => CloseReason::ConnectionLost("end of stream".to_string()),
+            };
+            lock(&link).close(reason.clone());
+            return reason;
+        }
+    };
+
+    let writer = async {
+        loop {
+            let message = poll_fn(|cx| {
+                let mut link = lock(&link);
+                for attempt in 0..2 {
+                    if let Some(message) = link.poll_transmit(now()) {
+                        return Poll::Ready(Some(message));
+                    }
+                    if link.closed_reason().is_some() {
+                        return Poll::Ready(None);
+                    }
+                    if attempt == 0 {
+                        link.register_waker(cx.waker());
                     }
                 }
-                None => {
-                    let reason = link.closed_reason().unwrap_or_else(|| "closed".to_string());
-                    close(&mut tx, CloseCode::Normal, &reason).await;
-                    return reason;
-                }
-            },
-            () = &mut sleep => {
-                link.handle_timeout();
-                sleep.as_mut().reset(link.next_deadline().map_or_else(far, Into::into));
+                Poll::Pending
+            })
+            .await;
+            let Some(message) = message else {
+                return lock(&link).closed_reason().unwrap_or_else(|| CloseReason::ClosedLocally(String::new()));
+            };
+            let progress = Progress { link: &link, wrote: &wrote, blocked: &blocked, rearm: &rearm };
+            if let Err(error) = send(&mut tx, Message::Binary(message.into()), progress).await {
+                let reason = CloseReason::ConnectionLost(format!("sending failed: {error}"));
+                lock(&link).close(reason.clone());
+                return reason;
             }
         }
+    };
+
+    let timer = async {
+        loop {
+            let deadline = lock(&link).poll_timeout();
+            let far = now() + Duration::from_secs(3600);
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.unwrap_or(far).into()) => {
+                    let mut link = lock(&link);
+                    if blocked.load(Ordering::Relaxed) && wrote.swap(false, Ordering::Relaxed) {
+                        // Bytes moved since the write got blocked: it is slow, not stuck.
+                        link.write_progress();
+                        link.write_blocked(now());
+                    }
+                    link.handle_timeout(now());
+                }
+                () = rearm.notified() => {}
+            }
+        }
+    };
+
+    let reason = tokio::select! {
+        reason = reader => reason,
+        reason = writer => reason,
+        _ = timer => CloseReason::ClosedLocally("timer ended".to_string()),
+    };
+    // The peer's close is answered as normal; our reasons go in the close frame.
+    let code = close_code(&reason);
+    let text = match &reason {
+        CloseReason::PeerClosed(_) => String::new(),
+        other => other.to_string(),
+    };
+    if !matches!(reason, CloseReason::ConnectionLost(_) | CloseReason::WriteTimeout(_)) {
+        // Bounded: a peer that does not read is not waited for.
+        let _ = tokio::time::timeout(Duration::from_secs(1), close(&mut tx, code, &text)).await;
     }
+    reason
+}
+
+/// What the writer shares with the timer about a write in progress.
+struct Progress<'a> {
+    link: &'a Mutex<Link>,
+    /// Set by the socket whenever the peer takes bytes.
+    wrote: &'a AtomicBool,
+    /// Set while the socket has not taken the message being sent.
+    blocked: &'a AtomicBool,
+    rearm: &'a Notify,
+}
+
+/// Sends one message, telling the link while the socket takes none of it.
+async fn send<T>(tx: &mut T, message: Message, progress: Progress<'_>) -> Result<(), T::Error>
+where
+    T: Sink<Message> + Unpin,
+{
+    let mut message = Some(message);
+    let mut blocked = false;
+    let result = poll_fn(|cx| {
+        if let Some(pending) = message.take() {
+            match tx.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Err(error) = tx.start_send_unpin(pending) {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => message = Some(pending),
+            }
+        }
+        if message.is_none() {
+            match tx.poll_flush_unpin(cx) {
+                Poll::Ready(result) => return Poll::Ready(result),
+                Poll::Pending => {}
+            }
+        }
+        if !blocked {
+            blocked = true;
+            progress.blocked.store(true, Ordering::Relaxed);
+            progress.wrote.store(false, Ordering::Relaxed);
+            lock(progress.link).write_blocked(now());
+            progress.rearm.notify_one();
+        }
+        Poll::Pending
+    })
+    .await;
+    if blocked {
+        progress.blocked.store(false, Ordering::Relaxed);
+        lock(progress.link).write_progress();
+    }
+    result
 }
 
 /// Sends a close frame carrying `reason` (cut to fit the frame), ignoring failures: the

@@ -1,12 +1,10 @@
 //! Streams and sinks: emitting them into contract queues, handing them out, closing and
 //! forgetting them. Which contract deserves a handle is decided elsewhere (object.rs, election.rs).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use super::reader::{StreamCell, StreamReader};
 use super::records::{Exposer, HandleRef, SinkRec, StreamRec, Target};
-use super::{ContractId, Engine, ObjectId, SinkId, StreamId, TakenHandle, next};
+use super::{ContractId, Engine, Event, ObjectId, SinkId, StreamId, TakenHandle, next};
 
 /// Sweep a contract's queue of dead entries once they are this many and outnumber live ones.
 const QUEUE_SWEEP_MIN: usize = 32;
@@ -20,14 +18,12 @@ impl Engine {
         }
         let Some(object_rec) = self.objects.get_mut(&object) else { return };
         let id = StreamId(next(&mut self.ids.stream));
-        let cell = Arc::new(StreamCell::new(object_rec.cell.clone()));
         object_rec.handles += 1;
-        object_rec.streams.push((id, cell.clone()));
-        self.streams.insert(id, StreamRec { object, contract: Some(contract), closed: false, taken: false, cell });
+        object_rec.streams.push(id);
+        self.streams.insert(id, StreamRec { object, contract: Some(contract), closed: false, taken: false });
         rec.current.insert(object, HandleRef::Stream(id));
         rec.queue.push_back(HandleRef::Stream(id));
-        let waker = rec.waker.take();
-        self.wake(waker);
+        self.events.push_back(Event::HandleReady(contract));
     }
 
     /// Queues a sink of `object` for expose contract `contract`, unless it already owes an open one.
@@ -41,19 +37,11 @@ impl Engine {
         object_rec.handles += 1;
         self.sinks.insert(
             id,
-            SinkRec {
-                object,
-                contract: Some(contract),
-                closed: false,
-                taken: false,
-                params_yielded: false,
-                waker: None,
-            },
+            SinkRec { object, contract: Some(contract), closed: false, taken: false, params_yielded: false },
         );
         rec.current.insert(object, HandleRef::Sink(id));
         rec.queue.push_back(HandleRef::Sink(id));
-        let waker = rec.waker.take();
-        self.wake(waker);
+        self.events.push_back(Event::HandleReady(contract));
     }
 
     /// After the user dropped a stream: queue a new one if the contract still observes the object.
@@ -86,8 +74,9 @@ impl Engine {
                 HandleRef::Stream(id) => match self.streams.get_mut(&id) {
                     Some(stream) if !stream.closed && !stream.taken => {
                         stream.taken = true;
-                        let descriptor = self.objects.get(&stream.object).map(|o| o.descriptor.clone());
-                        descriptor.map(|d| TakenHandle::Stream(id, d, StreamReader::new(stream.cell.clone())))
+                        let object = stream.object;
+                        let descriptor = self.objects.get(&object).map(|o| o.descriptor.clone());
+                        descriptor.map(|d| TakenHandle::Stream(id, d, object))
                     }
                     _ => None,
                 },
@@ -131,12 +120,11 @@ impl Engine {
         }
         stream.closed = true;
         let (object, contract) = (stream.object, stream.contract.take());
-        let waker = stream.cell.close();
         self.unlink_current(contract, object, HandleRef::Stream(id));
         if let Some(rec) = self.objects.get_mut(&object) {
-            rec.streams.retain(|(s, _)| *s != id);
+            rec.streams.retain(|s| *s != id);
         }
-        self.wake(waker);
+        self.events.push_back(Event::StreamClosed(id));
     }
 
     pub(super) fn close_sink(&mut self, id: SinkId, now: Instant) {
@@ -153,16 +141,15 @@ impl Engine {
         }
         sink.closed = true;
         let (object, contract) = (sink.object, sink.contract.take());
-        let waker = sink.waker.take();
         self.unlink_current(contract, object, HandleRef::Sink(id));
-        self.wake(waker);
+        self.events.push_back(Event::SinkClosed(id));
     }
 
     /// Bookkeeping for a stream record that was just removed from the map.
     pub(super) fn forget_stream(&mut self, id: StreamId, stream: &StreamRec) {
         self.unlink_current(stream.contract, stream.object, HandleRef::Stream(id));
         if let Some(rec) = self.objects.get_mut(&stream.object) {
-            rec.streams.retain(|(s, _)| *s != id);
+            rec.streams.retain(|s| *s != id);
             rec.handles = rec.handles.saturating_sub(1);
         }
         self.gc_objects.push(stream.object);

@@ -9,36 +9,45 @@
 //! # The rule
 //!
 //! Every input is a method call (`create_*_contract`, `drop_*`, `take_handle`, `sink_send`,
-//! `poll_sink_params`). **After any input, drain [`Engine::poll_wake`] until it returns `None`, and
-//! wake each waker it gives, preferably after releasing whatever lock guards the engine.** Wakers
-//! come from callers that polled and found nothing (a contract with no handle, a sink still open,
-//! a stream with no new state), so a busy object wakes each waiting reader once per wait, not
-//! once per update. Draining when nothing happened is harmless.
+//! `poll_sink_params`, the `link_*` inputs, [`Engine::handle_timeout`]). Every output is data the
+//! caller drains:
 //!
-//! Streams are read without the engine: [`Engine::take_handle`] hands out a [`StreamReader`] that
-//! polls the object's published state directly, so observers never contend for the engine.
+//! * [`Engine::poll_event`]: what changed for the user's handles and for transports (a contract
+//!   has a handle ready, an object's state changed, a stream or sink was closed, a link has
+//!   something to send or was closed). **After any input, drain `poll_event` until it returns
+//!   `None`.** Events accumulate until drained; draining when nothing happened is harmless.
+//! * [`Engine::link_transmit`]: a link's next frames, when its transport can take them (after a
+//!   [`Event::Transmit`], or any time: an empty answer is harmless).
+//! * [`Engine::poll_timeout`]: the earliest deadline of any link (receive timeout, keep-alive,
+//!   write timeout) and of load balancing; call [`Engine::handle_timeout`] when it passes.
+//!   Calling it early is harmless; after any input the deadline may have moved earlier.
+//!
+//! The engine holds no wakers and calls nothing back: the async [`Exchange`](crate::Exchange)
+//! turns events into wakes (after unlocking), a C event loop may turn them into file descriptor
+//! writes, a test reads them.
 //!
 //! ```
 //! use std::time::Instant;
-//! use futures::task::noop_waker;
-//! use hakuban_core::engine::{Engine, StreamPoll, TakenHandle};
+//! use hakuban_core::engine::{Engine, Event, TakenHandle};
 //! use hakuban_core::{ObjectDescriptor, ObjectState};
 //!
 //! let mut engine = Engine::new();
-//! let waker = noop_waker();
 //! let now = Instant::now();
 //! let desc = ObjectDescriptor::from((["some-tag"], "xxx"));
 //! let observe = engine.create_object_observe_contract(desc.clone(), now);
 //! let expose = engine.create_object_expose_contract(desc, 1, now);
-//! let Some(TakenHandle::Stream(_id, _, mut reader)) = engine.take_handle(observe, &waker) else { panic!() };
-//! let Some(TakenHandle::Sink(sink, _)) = engine.take_handle(expose, &waker) else { panic!() };
-//! assert!(matches!(reader.poll(&waker), StreamPoll::Pending));
+//! let Some(TakenHandle::Stream(_stream, _, object)) = engine.take_handle(observe) else { panic!() };
+//! let Some(TakenHandle::Sink(sink, _)) = engine.take_handle(expose) else { panic!() };
+//! while engine.poll_event().is_some() {} // handles became ready: taken above
 //! engine.sink_send(sink, ObjectState::new(std::sync::Arc::new(b"hi".to_vec())), now);
-//! while let Some(waker) = engine.poll_wake() {
-//!     waker.wake();
+//! let mut published = None;
+//! while let Some(event) = engine.poll_event() {
+//!     if let Event::StateChanged(changed, state) = event {
+//!         assert_eq!(changed, object);
+//!         published = state;
+//!     }
 //! }
-//! let StreamPoll::Ready(state) = reader.poll(&waker) else { panic!() };
-//! assert_eq!(state.data.as_slice(), b"hi");
+//! assert_eq!(published.unwrap().data.as_slice(), b"hi");
 //! ```
 
 mod election;
@@ -46,21 +55,23 @@ mod handles;
 mod invariants;
 pub mod link;
 mod object;
-mod reader;
 mod rebalance;
 mod records;
 mod snapshot;
 
-use std::collections::VecDeque;
-use std::task::Waker;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hashbrown::HashMap;
 
+use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
 pub use link::{LinkConfig, LinkInfo, LinkInput, LinkOutput, LinkRole};
-pub use reader::{StreamPoll, StreamReader};
+pub use rebalance::RebalanceConfig;
+pub(crate) use rebalance::splitmix;
 pub use records::ContractKind;
 use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};
 
@@ -99,10 +110,31 @@ id_type!(
 /// A handle taken out of a contract's queue, with its object's descriptor.
 #[derive(Debug)]
 pub enum TakenHandle {
-    /// From an observe contract, with the reader that polls its states.
-    Stream(StreamId, ObjectDescriptor, StreamReader),
+    /// From an observe contract: the stream and the object whose states it reports (announced
+    /// by [`Event::StateChanged`]; the current one is [`Engine::object_state`]).
+    Stream(StreamId, ObjectDescriptor, ObjectId),
     /// From an expose contract.
     Sink(SinkId, ObjectDescriptor),
+}
+
+/// An output of the engine, drained with [`Engine::poll_event`].
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The contract has a handle queued: [`Engine::take_handle`] will return it.
+    HandleReady(ContractId),
+    /// The object's state changed (a newer version, a changed synchronisation, or dropped):
+    /// every open stream of the object has something new to report.
+    StateChanged(ObjectId, Option<Arc<ObjectState<DataBytes>>>),
+    /// The stream was closed: after its last state, it ends.
+    StreamClosed(StreamId),
+    /// The sink was closed (its election was lost): its producer should stop and drop it.
+    SinkClosed(SinkId),
+    /// The object's record is gone (nothing holds it); its id is never reused.
+    ObjectRemoved(ObjectId),
+    /// The link has frames to send: call [`Engine::link_transmit`]. Announced once until then.
+    Transmit(LinkId),
+    /// The link was closed, for this reason (reported once).
+    LinkClosed(LinkId, CloseReason),
 }
 
 /// What [`Engine::poll_sink_params`] found.
@@ -110,7 +142,7 @@ pub enum TakenHandle {
 pub enum SinkPoll {
     /// The sink may produce (yielded once per sink).
     Ready,
-    /// Still open; the waker passed in will be woken when it closes.
+    /// Still open; [`Event::SinkClosed`] will announce when it closes.
     Pending,
     /// The sink was revoked (or is unknown): stop producing and drop it.
     Closed,
@@ -160,17 +192,24 @@ pub struct Engine {
     contracts: HashMap<ContractId, ContractRec>,
     streams: HashMap<StreamId, StreamRec>,
     sinks: HashMap<SinkId, SinkRec>,
-    woken: Vec<Waker>,
-    /// Reused buffer for an object's waiting readers.
-    scratch_readers: Vec<std::sync::Arc<reader::StreamCell>>,
+    events: VecDeque<Event>,
     /// Objects and tags that may have lost their last holder during the current input.
     gc_objects: Vec<ObjectId>,
     links: HashMap<LinkId, link::LinkRec>,
     upstream: Option<LinkId>,
+    /// Links by the instant their deadlines must be checked (never later than the real one; each
+    /// link's earliest entry is its `check_at`, other entries are stale and skipped).
+    link_deadlines: BinaryHeap<Reverse<(Instant, LinkId)>>,
     /// Objects by the instant their next load-balancing check is due.
-    rebalance_queue: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, ObjectId)>>,
+    rebalance_queue: BinaryHeap<Reverse<(Instant, ObjectId)>>,
     /// Objects created since the last rebalancing pass (scheduled at its start).
     rebalance_new: Vec<ObjectId>,
+    /// Periodic load balancing run by [`Engine::handle_timeout`], if enabled.
+    rebalance_config: Option<RebalanceConfig>,
+    /// When that balancing pass is due next.
+    rebalance_at: Option<Instant>,
+    /// State of the generator that jitters the balancing schedule (seeded; tests fix it).
+    random: u64,
     ids: Sequences,
 }
 
@@ -278,16 +317,20 @@ impl Engine {
         self.finish_input();
     }
 
-    /// Takes the oldest handle the contract has emitted, or `None` after registering `waker`
-    /// to be woken when there is one. A contract never ends by itself.
-    pub fn take_handle(&mut self, id: ContractId, waker: &Waker) -> Option<TakenHandle> {
-        let taken = self.take_queued(id);
-        if taken.is_none()
-            && let Some(contract) = self.contracts.get_mut(&id)
-        {
-            register(&mut contract.waker, waker);
-        }
-        taken
+    /// Takes the oldest handle the contract has emitted, or `None`: then [`Event::HandleReady`]
+    /// announces the next one. A contract never ends by itself.
+    pub fn take_handle(&mut self, id: ContractId) -> Option<TakenHandle> {
+        self.take_queued(id)
+    }
+
+    /// The object's current state, if it has one (what a new stream yields first).
+    pub fn object_state(&self, object: ObjectId) -> Option<Arc<ObjectState<DataBytes>>> {
+        self.objects.get(&object).and_then(|rec| rec.state.clone())
+    }
+
+    /// `true` while the stream exists and is open.
+    pub fn stream_open(&self, stream: StreamId) -> bool {
+        self.streams.get(&stream).is_some_and(|rec| !rec.closed)
     }
 
     /// Drops a stream handle. If its contract still wants a stream for the object, a fresh one
@@ -302,9 +345,9 @@ impl Engine {
         self.finish_input();
     }
 
-    /// Whether the sink may produce: `Ready` once, then `Pending` (registering `waker`) until it
-    /// is revoked.
-    pub fn poll_sink_params(&mut self, id: SinkId, waker: &Waker) -> SinkPoll {
+    /// Whether the sink may produce: `Ready` once, then `Pending` until it is revoked
+    /// ([`Event::SinkClosed`]), then `Closed`.
+    pub fn poll_sink_params(&mut self, id: SinkId) -> SinkPoll {
         let Some(sink) = self.sinks.get_mut(&id) else { return SinkPoll::Closed };
         if sink.closed {
             SinkPoll::Closed
@@ -312,7 +355,6 @@ impl Engine {
             sink.params_yielded = true;
             SinkPoll::Ready
         } else {
-            register(&mut sink.waker, waker);
             SinkPoll::Pending
         }
     }
@@ -336,9 +378,10 @@ impl Engine {
         self.finish_input();
     }
 
-    /// The next waker to wake, or `None` once drained. See the module docs.
-    pub fn poll_wake(&mut self) -> Option<Waker> {
-        self.woken.pop()
+    /// The next output event, oldest first, or `None` once drained. See the module docs: drain
+    /// it after every input.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 
     /// Numbers of records held.
@@ -362,15 +405,7 @@ impl Engine {
         let id = ContractId(next(&mut self.ids.contract));
         self.contracts.insert(
             id,
-            ContractRec {
-                kind,
-                target,
-                capacity,
-                queue: VecDeque::new(),
-                queue_dead: 0,
-                current: HashMap::new(),
-                waker: None,
-            },
+            ContractRec { kind, target, capacity, queue: VecDeque::new(), queue_dead: 0, current: HashMap::new() },
         );
         id
     }
@@ -390,6 +425,12 @@ impl Engine {
         self.objects.insert(id, ObjectRec::new(descriptor.clone(), tags));
         self.object_index.insert(descriptor.clone(), id);
         self.rebalance_new.push(id);
+        // Only a balancing pass drains this: on an exchange that never runs one, ids of objects
+        // gone meanwhile are swept so it stays proportional to the live objects.
+        if self.rebalance_new.len() > 2 * self.objects.len() + 64 {
+            let objects = &self.objects;
+            self.rebalance_new.retain(|id| objects.contains_key(id));
+        }
         self.gc_objects.push(id);
         id
     }
@@ -430,6 +471,7 @@ impl Engine {
                 continue;
             }
             if let Some(rec) = self.objects.remove(&object) {
+                self.events.push_back(Event::ObjectRemoved(object));
                 self.object_index.remove(&rec.descriptor);
                 self.forget_object_on_links(object);
                 for tag in rec.tags {
@@ -449,18 +491,6 @@ impl Engine {
             self.tag_index.remove(&rec.descriptor);
             self.forget_tag_on_links(tag);
         }
-    }
-
-    fn wake(&mut self, waker: Option<Waker>) {
-        self.woken.extend(waker);
-    }
-}
-
-/// Remembers `waker` in `slot` unless an equivalent one is already there.
-fn register(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot {
-        Some(current) if current.will_wake(waker) => {}
-        _ => *slot = Some(waker.clone()),
     }
 }
 

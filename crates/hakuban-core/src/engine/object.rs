@@ -56,7 +56,7 @@ impl Engine {
     /// Every open stream of the object (queued or held) is recorded in `streams`.
     fn close_all_streams(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let streams: Vec<_> = rec.streams.iter().map(|(id, _)| *id).collect();
+        let streams: Vec<_> = rec.streams.clone();
         for stream in streams {
             self.close_stream(stream);
         }
@@ -69,13 +69,15 @@ impl Engine {
         let Some(rec) = self.objects.get_mut(&object) else { return };
         let aggregate = rec.record_sync(sink, state.synchronized, now);
         if !rec.needed && !aggregate.is_now() {
-            rec.cell.set(None);
+            if rec.state.is_some() {
+                self.publish(object, None);
+            }
             return;
         }
-        let newer = rec.state().is_none_or(|current| state.version > current.version);
+        let newer = rec.state.as_ref().is_none_or(|current| state.version > current.version);
         if newer {
-            rec.cell.set(Some(Arc::new(ObjectState { synchronized: aggregate, ..state })));
-            self.notify_streams(object);
+            self.publish(object, Some(Arc::new(ObjectState { synchronized: aggregate, ..state })));
+            self.notify_links(object);
         } else {
             self.set_synchronized(object, aggregate);
         }
@@ -116,8 +118,8 @@ impl Engine {
         if current.synchronized == synchronized {
             return;
         }
-        rec.cell.set(Some(Arc::new(ObjectState { synchronized, ..(*current).clone() })));
-        self.notify_streams(object);
+        self.publish(object, Some(Arc::new(ObjectState { synchronized, ..(*current).clone() })));
+        self.notify_links(object);
     }
 
     /// SEMANTICS §5.3: an object nobody needs keeps no stale data.
@@ -125,17 +127,17 @@ impl Engine {
         if let Some(rec) = self.objects.get(&object)
             && !rec.needed
             && !rec.aggregate_sync(now).is_now()
-            && !rec.cell.is_empty()
+            && rec.state.is_some()
         {
-            rec.cell.set(None);
+            self.publish(object, None);
         }
     }
 
-    /// Collects the wakers of the object's streams that wait for a state.
-    fn notify_streams(&mut self, object: ObjectId) {
-        if let Some(rec) = self.objects.get(&object) {
-            rec.cell.take_wakers(&mut self.scratch_readers, &mut self.woken);
+    /// Replaces the object's state and announces it (streams read it from the event).
+    fn publish(&mut self, object: ObjectId, state: Option<Arc<ObjectState<DataBytes>>>) {
+        if let Some(rec) = self.objects.get_mut(&object) {
+            rec.state.clone_from(&state);
+            self.events.push_back(super::Event::StateChanged(object, state));
         }
-        self.notify_links(object);
     }
 }

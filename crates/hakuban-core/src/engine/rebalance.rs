@@ -18,7 +18,52 @@ const HORIZON: Duration = Duration::from_millis(100);
 /// The shortest average interval accepted (a zero one would never finish a pass).
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Periodic load balancing run by [`Engine::handle_timeout`] (see [`Engine::set_rebalance`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RebalanceConfig {
+    /// Average time between two checks of one object (the router's default: 1 s).
+    pub average_interval: Duration,
+    /// An object moves only if the better child's load after taking it is lower than the
+    /// current child's by more than this.
+    pub threshold: f64,
+}
+
 impl Engine {
+    /// An empty engine whose balancing jitter comes from `seed` (same seed, same schedule).
+    pub fn with_seed(seed: u64) -> Self {
+        Engine { random: seed, ..Engine::default() }
+    }
+
+    /// Enables (or, with `None`, disables) periodic load balancing as part of
+    /// [`Engine::handle_timeout`]; the first pass is due at `now`.
+    pub fn set_rebalance(&mut self, config: Option<RebalanceConfig>, now: Instant) {
+        self.rebalance_config = config;
+        self.rebalance_at = config.map(|_| now);
+    }
+
+    /// The earliest deadline of any link (receive timeout, write timeout, keep-alive) and of
+    /// load balancing, if enabled. Call [`Engine::handle_timeout`] once it has passed; call this
+    /// again after every input (an input may bring a deadline forward).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.next_link_deadline(), self.rebalance_at].into_iter().flatten().min()
+    }
+
+    /// Handles every deadline due at `now`: silent and non-reading peers are closed, idle links
+    /// get keep-alives, due balancing checks run. Calling it early is harmless. Drain the
+    /// outputs afterwards.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.handle_link_deadlines(now);
+        if let (Some(config), Some(at)) = (self.rebalance_config, self.rebalance_at)
+            && at <= now
+        {
+            let mut seed = self.random;
+            let next = self.rebalance(now, config.average_interval, config.threshold, &mut || splitmix(&mut seed));
+            self.random = seed;
+            self.rebalance_at = Some(next);
+        }
+        self.finish_input();
+    }
+
     /// Runs the load-balancing checks that are due and returns when to call it next. `random`
     /// yields numbers in `[0, 1)` (the jitter of the schedule; a test can fix it).
     pub fn rebalance(
@@ -91,4 +136,13 @@ impl Engine {
             self.update_downstream_streams(object);
         }
     }
+}
+
+/// One step of splitmix64, as a number in `[0, 1)`: enough to spread checks over time.
+pub(crate) fn splitmix(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -3,12 +3,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Waker;
 use std::time::Instant;
 
 use hashbrown::{HashMap, HashSet};
 
-use super::reader::{ObjectCell, StreamCell};
 use super::{ContractId, LinkId, ObjectId, SinkId, StreamId, TagId};
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, DataSynchronized, ObjectState};
@@ -39,14 +37,14 @@ pub(crate) struct ObjectRec {
     /// `data_needed`: live and observed, so an exposer must be elected.
     pub needed: bool,
     pub exposer: Option<Exposer>,
-    /// The latest accepted state, published for readers.
-    pub cell: Arc<ObjectCell>,
+    /// The latest accepted state; every change is announced as [`Event::StateChanged`](super::Event).
+    pub state: Option<Arc<ObjectState<DataBytes>>>,
     /// Sinks whose last word was "synchronised now".
     pub synced: Vec<SinkId>,
     /// When the aggregate last fell to "stale", the latest such moment.
     pub last_at: Option<Instant>,
-    /// Open (not closed) streams on this object, to be told about new states.
-    pub streams: Vec<(StreamId, Arc<StreamCell>)>,
+    /// Open (not closed) streams on this object, closed with it.
+    pub streams: Vec<StreamId>,
     /// The upstream streams this object's states to us.
     pub up_receiving: bool,
     /// The upstream elected us as this object's exposer: we send its states up.
@@ -68,7 +66,7 @@ impl ObjectRec {
             live: false,
             needed: false,
             exposer: None,
-            cell: Arc::default(),
+            state: None,
             synced: Vec::new(),
             last_at: None,
             streams: Vec::new(),
@@ -117,7 +115,7 @@ impl ObjectRec {
     }
 
     pub fn state(&self) -> Option<Arc<ObjectState<DataBytes>>> {
-        self.cell.get()
+        self.state.clone()
     }
 }
 
@@ -179,8 +177,6 @@ pub(crate) struct ContractRec {
     pub queue_dead: usize,
     /// The one handle per object this contract currently owes its user (queued or held).
     pub current: HashMap<ObjectId, HandleRef>,
-    /// Set while the user waits for a handle.
-    pub waker: Option<Waker>,
 }
 
 pub(crate) struct StreamRec {
@@ -189,7 +185,6 @@ pub(crate) struct StreamRec {
     pub contract: Option<ContractId>,
     pub closed: bool,
     pub taken: bool,
-    pub cell: Arc<StreamCell>,
 }
 
 pub(crate) struct SinkRec {
@@ -198,6 +193,4 @@ pub(crate) struct SinkRec {
     pub closed: bool,
     pub taken: bool,
     pub params_yielded: bool,
-    /// Set while the user waits for the sink to close.
-    pub waker: Option<Waker>,
 }

@@ -6,7 +6,12 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::facade::{Inner, StreamPoll, StreamReader, Taken, Woken};
 use crate::state::DataSynchronized;
+
+/// The engine with the facade's waiter table around it: inputs, then `drain` turns the events
+/// into wakes, as the async handles do.
+type Harness = Inner;
 
 fn desc(name: &str) -> ObjectDescriptor {
     ObjectDescriptor::from((["t"], name))
@@ -34,52 +39,58 @@ fn counting_waker() -> (Arc<Counter>, Waker) {
     (counter.clone(), futures::task::waker(counter))
 }
 
-fn take_stream(engine: &mut Engine, contract: ContractId) -> (StreamId, StreamReader) {
+fn take_stream(engine: &mut Harness, contract: ContractId) -> (StreamId, StreamReader) {
     match engine.take_handle(contract, &noop()) {
-        Some(TakenHandle::Stream(id, _, reader)) => (id, reader),
+        Some(Taken::Stream(id, _, reader)) => (id, reader),
         other => panic!("expected a stream, got {other:?}"),
     }
 }
 
-fn take_sink(engine: &mut Engine, contract: ContractId) -> SinkId {
+fn take_sink(engine: &mut Harness, contract: ContractId) -> SinkId {
     match engine.take_handle(contract, &noop()) {
-        Some(TakenHandle::Sink(id, _)) => id,
+        Some(Taken::Sink(id, _)) => id,
         other => panic!("expected a sink, got {other:?}"),
     }
 }
 
-fn ready(reader: &mut StreamReader) -> Arc<ObjectState<DataBytes>> {
+// The reading helpers drain first: the facade does so at the end of every input.
+fn ready(engine: &mut Harness, reader: &mut StreamReader) -> Arc<ObjectState<DataBytes>> {
+    drain(engine);
     match reader.poll(&noop()) {
         StreamPoll::Ready(state) => state,
         other => panic!("expected a state, got {other:?}"),
     }
 }
 
-fn pending(reader: &mut StreamReader) -> bool {
+fn pending(engine: &mut Harness, reader: &mut StreamReader) -> bool {
+    drain(engine);
     matches!(reader.poll(&noop()), StreamPoll::Pending)
 }
 
-fn closed(reader: &mut StreamReader) -> bool {
+fn closed(engine: &mut Harness, reader: &mut StreamReader) -> bool {
+    drain(engine);
     matches!(reader.poll(&noop()), StreamPoll::Closed)
 }
 
-fn drain(engine: &mut Engine) -> usize {
-    std::iter::from_fn(|| engine.poll_wake()).map(Waker::wake).count()
+fn drain(engine: &mut Harness) -> usize {
+    let mut woken = Woken::new();
+    engine.drain(&mut woken);
+    woken.into_iter().map(Waker::wake).count()
 }
 
 #[test]
 fn observe_contract_queues_a_stream_at_once_without_state() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let (_, mut reader) = take_stream(&mut engine, observe);
-    assert!(pending(&mut reader));
+    assert!(pending(&mut engine, &mut reader));
     assert!(engine.take_handle(observe, &noop()).is_none(), "one stream per contract at a time");
 }
 
 #[test]
 fn expose_contract_gets_a_sink_only_while_observed() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
     let (contract_wakes, contract_waker) = counting_waker();
@@ -100,7 +111,7 @@ fn expose_contract_gets_a_sink_only_while_observed() {
 
 #[test]
 fn highest_capacity_wins_ties_go_to_the_earliest_and_the_incumbent_stays() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let low = engine.create_object_expose_contract(desc("a"), 1, now);
     let high = engine.create_object_expose_contract(desc("a"), 5, now);
@@ -120,7 +131,7 @@ fn highest_capacity_wins_ties_go_to_the_earliest_and_the_incumbent_stays() {
 
 #[test]
 fn object_exposers_beat_tag_exposers_but_an_incumbent_tag_exposer_stays() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 10, now);
     let object_expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -136,7 +147,7 @@ fn object_exposers_beat_tag_exposers_but_an_incumbent_tag_exposer_stays() {
 
 #[test]
 fn versions_only_move_forward_and_streams_skip_to_the_latest() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -145,18 +156,18 @@ fn versions_only_move_forward_and_streams_skip_to_the_latest() {
     for version in 1..=5 {
         engine.sink_send(sink, state(version, "x"), now);
     }
-    assert_eq!(ready(&mut stream).version, vec![5], "intermediate versions are skipped");
+    assert_eq!(ready(&mut engine, &mut stream).version, vec![5], "intermediate versions are skipped");
     engine.sink_send(sink, state(3, "old"), now);
     engine.sink_send(sink, state(5, "same"), now);
-    assert!(pending(&mut stream));
+    assert!(pending(&mut engine, &mut stream));
     engine.sink_send(sink, state(6, "new").with_version(vec![5, 0]), now);
-    let latest = ready(&mut stream);
+    let latest = ready(&mut engine, &mut stream);
     assert_eq!((latest.version.clone(), latest.data.as_slice()), (vec![5, 0], &b"new"[..]));
 }
 
 #[test]
 fn events_name_only_handles_that_were_found_pending() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -165,19 +176,19 @@ fn events_name_only_handles_that_were_found_pending() {
     drain(&mut engine);
     engine.sink_send(sink, state(1, "x"), now);
     assert_eq!(drain(&mut engine), 0, "nobody polled the stream yet");
-    ready(&mut stream);
+    ready(&mut engine, &mut stream);
     let (wakes, waker) = counting_waker();
     assert!(matches!(stream.poll(&waker), StreamPoll::Pending));
     engine.sink_send(sink, state(2, "x"), now);
     engine.sink_send(sink, state(3, "x"), now);
     assert_eq!(drain(&mut engine), 1);
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "one wake for many updates");
-    assert_eq!(ready(&mut stream).version, vec![3]);
+    assert_eq!(ready(&mut engine, &mut stream).version, vec![3]);
 }
 
 #[test]
 fn synchronisation_aggregates_over_sinks() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let t0 = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), t0);
     let expose = engine.create_object_expose_contract(desc("a"), 1, t0);
@@ -186,26 +197,26 @@ fn synchronisation_aggregates_over_sinks() {
 
     let stale_at = t0 + Duration::from_millis(5);
     engine.sink_send(sink, state(1, "x").with_synchronized(DataSynchronized::LastAt(stale_at)), t0);
-    assert_eq!(ready(&mut reader).synchronized, DataSynchronized::LastAt(stale_at));
+    assert_eq!(ready(&mut engine, &mut reader).synchronized, DataSynchronized::LastAt(stale_at));
 
     engine.sink_send(sink, state(1, "x"), t0);
-    let now_again = ready(&mut reader);
+    let now_again = ready(&mut engine, &mut reader);
     assert_eq!((now_again.version.clone(), now_again.synchronized), (vec![1], DataSynchronized::Now));
 
     let t1 = t0 + Duration::from_millis(10);
     engine.drop_sink(sink, t1);
-    let stale = ready(&mut reader);
+    let stale = ready(&mut engine, &mut reader);
     assert_eq!((stale.version.clone(), stale.synchronized), (vec![1], DataSynchronized::LastAt(t1)));
 
     // The contract is still elected, so a new sink was queued; publishing through it revives Now.
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), t1);
-    assert_eq!(ready(&mut reader).synchronized, DataSynchronized::Now);
+    assert_eq!(ready(&mut engine, &mut reader).synchronized, DataSynchronized::Now);
 }
 
 #[test]
 fn stale_data_nobody_needs_is_dropped() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -217,15 +228,15 @@ fn stale_data_nobody_needs_is_dropped() {
 
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let (_, mut reader) = take_stream(&mut engine, observe);
-    assert!(pending(&mut reader), "no stale v1 after re-observing");
+    assert!(pending(&mut engine, &mut reader), "no stale v1 after re-observing");
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(2, "y"), now);
-    assert_eq!(ready(&mut reader).version, vec![2]);
+    assert_eq!(ready(&mut engine, &mut reader).version, vec![2]);
 }
 
 #[test]
 fn a_synchronised_state_survives_without_observers() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -239,7 +250,7 @@ fn a_synchronised_state_survives_without_observers() {
 
 #[test]
 fn closed_sinks_keep_applying_and_re_election_emits_a_new_sink() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -252,12 +263,12 @@ fn closed_sinks_keep_applying_and_re_election_emits_a_new_sink() {
     let new_sink = take_sink(&mut engine, expose);
     assert_ne!(new_sink, old_sink);
     engine.sink_send(old_sink, state(3, "via closed sink"), now);
-    assert_eq!(ready(&mut reader).data.as_slice(), b"via closed sink");
+    assert_eq!(ready(&mut engine, &mut reader).data.as_slice(), b"via closed sink");
 }
 
 #[test]
 fn a_sink_closed_while_queued_is_never_handed_out() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
@@ -268,22 +279,22 @@ fn a_sink_closed_while_queued_is_never_handed_out() {
 
 #[test]
 fn dropping_a_stream_re_emits_one_with_the_current_state() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let expose = engine.create_object_expose_contract(desc("a"), 1, now);
     let (stream, mut reader) = take_stream(&mut engine, observe);
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), now);
-    ready(&mut reader);
+    ready(&mut engine, &mut reader);
     engine.drop_stream(stream, now);
     let (_, mut again) = take_stream(&mut engine, observe);
-    assert_eq!(ready(&mut again).version, vec![1]);
+    assert_eq!(ready(&mut engine, &mut again).version, vec![1]);
 }
 
 #[test]
 fn dropping_the_contract_closes_its_held_stream() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_object_observe_contract(desc("a"), now);
     let (stream, mut reader) = take_stream(&mut engine, observe);
@@ -292,14 +303,14 @@ fn dropping_the_contract_closes_its_held_stream() {
     engine.drop_contract(observe, now);
     assert_eq!(drain(&mut engine), 1);
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-    assert!(closed(&mut reader));
+    assert!(closed(&mut engine, &mut reader));
     engine.drop_stream(stream, now);
     assert!(engine.is_empty());
 }
 
 #[test]
 fn tag_observers_follow_live_objects() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let tag_observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
     assert!(engine.take_handle(tag_observe, &noop()).is_none(), "tag contracts alone make nothing live");
@@ -307,10 +318,10 @@ fn tag_observers_follow_live_objects() {
     let (stream, mut reader) = take_stream(&mut engine, tag_observe);
     let sink = take_sink(&mut engine, expose);
     engine.sink_send(sink, state(1, "x"), now);
-    assert_eq!(ready(&mut reader).version, vec![1]);
+    assert_eq!(ready(&mut engine, &mut reader).version, vec![1]);
     engine.drop_sink(sink, now);
     engine.drop_contract(expose, now);
-    assert!(closed(&mut reader), "object no longer live");
+    assert!(closed(&mut engine, &mut reader), "object no longer live");
     engine.drop_stream(stream, now);
     engine.drop_contract(tag_observe, now);
     assert!(engine.is_empty());
@@ -318,7 +329,7 @@ fn tag_observers_follow_live_objects() {
 
 #[test]
 fn tag_expose_plus_tag_observe_materialises_nothing() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let observe = engine.create_tag_observe_contract(TagDescriptor::from("t"), now);
     let expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
@@ -329,7 +340,7 @@ fn tag_expose_plus_tag_observe_materialises_nothing() {
 
 #[test]
 fn tag_index_grows_and_empties() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
     let observers: Vec<ContractId> =
@@ -338,7 +349,7 @@ fn tag_index_grows_and_empties() {
     assert_eq!(snapshot.tags.len(), 1);
     assert_eq!(snapshot.tags[0].objects.len(), 50);
     let mut sinks = Vec::new();
-    while let Some(TakenHandle::Sink(id, _)) = engine.take_handle(tag_expose, &noop()) {
+    while let Some(Taken::Sink(id, _)) = engine.take_handle(tag_expose, &noop()) {
         sinks.push(id);
     }
     assert_eq!(sinks.len(), 50, "one sink per observed object");
@@ -356,7 +367,7 @@ fn tag_index_grows_and_empties() {
 
 #[test]
 fn unknown_and_repeated_ids_are_harmless() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     engine.drop_contract(ContractId(42), now);
     engine.drop_stream(StreamId(42), now);
@@ -369,7 +380,7 @@ fn unknown_and_repeated_ids_are_harmless() {
 
 #[test]
 fn a_queue_of_dead_handles_is_swept() {
-    let mut engine = Engine::new();
+    let mut engine = Harness::new();
     let now = Instant::now();
     let tag_expose = engine.create_tag_expose_contract(TagDescriptor::from("t"), 1, now);
     for round in 0..10 {

@@ -205,8 +205,7 @@ impl Engine {
         if let Some(rec) = self.links.get_mut(&link) {
             rec.sending.insert(object, None);
             rec.dirty_sending.insert(object);
-            let waker = rec.waker.take();
-            self.woken.extend(waker);
+            super::signal(rec, &mut self.events, link);
         }
     }
 
@@ -231,8 +230,7 @@ impl Engine {
                 && rec.sending.contains_key(&object)
             {
                 rec.dirty_sending.insert(object);
-                let waker = rec.waker.take();
-                self.woken.extend(waker);
+                super::signal(rec, &mut self.events, link);
             }
         }
     }

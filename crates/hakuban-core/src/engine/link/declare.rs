@@ -45,8 +45,7 @@ impl Engine {
         if let Some(rec) = self.links.get_mut(&link)
             && rec.dirty_objects.insert(object)
         {
-            let waker = rec.waker.take();
-            self.woken.extend(waker);
+            super::signal(rec, &mut self.events, link);
         }
     }
 
@@ -55,8 +54,7 @@ impl Engine {
         if let Some(rec) = self.links.get_mut(&link)
             && rec.dirty_tags.insert(tag)
         {
-            let waker = rec.waker.take();
-            self.woken.extend(waker);
+            super::signal(rec, &mut self.events, link);
         }
     }
 

@@ -14,15 +14,16 @@ mod channels;
 mod declare;
 mod receive;
 
+use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use hakuban_proto::{DeclarationState, Frame, LoadLimitPoint};
 use hashbrown::{HashMap, HashSet};
 
-use super::{Engine, LinkId, ObjectId, SinkId, TagId, next};
+use super::{Engine, Event, LinkId, ObjectId, SinkId, TagId, next};
+use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
 
@@ -40,7 +41,8 @@ pub enum LinkRole {
 pub struct LinkConfig {
     /// Our name, sent in the hello.
     pub name: String,
-    /// The link fails if nothing arrives for this long. Default 120 s.
+    /// The link fails if nothing arrives for this long, or if the peer takes none of our bytes
+    /// for this long. Default 120 s.
     pub timeout: Duration,
     /// A keep-alive is sent after this long without sending anything. Default 60 s; keep it
     /// below the peer's timeout.
@@ -77,7 +79,7 @@ pub struct LinkInfo {
     /// Parent side: the child's load limit in force (`None`: unlimited).
     pub load_limit: Option<f64>,
     /// Why it was closed, if it was.
-    pub closed: Option<String>,
+    pub closed: Option<CloseReason>,
 }
 
 /// A frame the engine wants sent, before payload encoding.
@@ -139,6 +141,29 @@ pub enum LinkInput {
     Close(String),
 }
 
+impl LinkInput {
+    /// The input's name, for messages (without its contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkInput::Hello { .. } => "Hello",
+            LinkInput::DeclareObject(..) => "DeclareObject",
+            LinkInput::DeclareTag(..) => "DeclareTag",
+            LinkInput::ForgetObject(_) => "ForgetObject",
+            LinkInput::ForgetTag(_) => "ForgetTag",
+            LinkInput::ObjectInterest(..) => "ObjectInterest",
+            LinkInput::TagInterest(..) => "TagInterest",
+            LinkInput::AssignExposer(_) => "AssignExposer",
+            LinkInput::RevokeExposer(_) => "RevokeExposer",
+            LinkInput::StreamStart(_) => "StreamStart",
+            LinkInput::StreamEnd(_) => "StreamEnd",
+            LinkInput::State(..) => "State",
+            LinkInput::Synchronized(..) => "Synchronized",
+            LinkInput::KeepAlive => "KeepAlive",
+            LinkInput::Close(_) => "Close",
+        }
+    }
+}
+
 pub(crate) struct LinkRec {
     pub role: LinkRole,
     pub config: LinkConfig,
@@ -150,7 +175,11 @@ pub(crate) struct LinkRec {
     pub load: f64,
     pub last_rx: Instant,
     pub last_tx: Instant,
-    pub closed: Option<String>,
+    /// Since when the transport has been unable to hand our bytes to the peer.
+    pub write_blocked_since: Option<Instant>,
+    /// The deadline this link has in the engine's deadline heap (its earliest entry).
+    pub check_at: Option<Instant>,
+    pub closed: Option<CloseReason>,
     pub peer_objects: HashMap<u32, ObjectDescriptor>,
     pub peer_tags: HashMap<u32, TagDescriptor>,
     pub my_objects: HashMap<ObjectId, u32>,
@@ -174,7 +203,16 @@ pub(crate) struct LinkRec {
     /// Channels we accept states on, each with the sink id its producer counts as.
     pub receiving: HashMap<ObjectId, ReceivingChannel>,
     pub control: VecDeque<LinkOutput>,
-    pub waker: Option<Waker>,
+    /// An [`Event::Transmit`] was emitted and the transport has not asked for frames since.
+    pub signalled: bool,
+}
+
+/// Tells the link's transport, once until it next asks, that there is something to send.
+pub(super) fn signal(rec: &mut LinkRec, events: &mut VecDeque<Event>, link: LinkId) {
+    if !rec.signalled && rec.closed.is_none() {
+        rec.signalled = true;
+        events.push_back(Event::Transmit(link));
+    }
 }
 
 impl LinkRec {
@@ -193,15 +231,12 @@ pub(crate) struct ReceivingChannel {
     pub load: f64,
 }
 
-/// Why a link was closed by us.
-pub(crate) type Violation = String;
-
 impl Engine {
     /// Opens a link; its first output is our hello. An upstream link is refused if one is
     /// already open: the network must stay a tree.
-    pub fn open_link(&mut self, role: LinkRole, config: LinkConfig, now: Instant) -> Result<LinkId, String> {
+    pub fn open_link(&mut self, role: LinkRole, config: LinkConfig, now: Instant) -> Result<LinkId, CloseReason> {
         if role == LinkRole::Upstream && self.upstream.is_some() {
-            return Err("this exchange already has an upstream link".to_string());
+            return Err(CloseReason::ClosedLocally("this exchange already has an upstream link".to_string()));
         }
         let id = LinkId(next(&mut self.ids.link));
         let hello = Frame::Hello {
@@ -223,6 +258,8 @@ impl Engine {
                 load: 0.0,
                 last_rx: now,
                 last_tx: now,
+                write_blocked_since: None,
+                check_at: None,
                 closed: None,
                 peer_objects: HashMap::new(),
                 peer_tags: HashMap::new(),
@@ -241,9 +278,13 @@ impl Engine {
                 dirty_sending: HashSet::new(),
                 receiving: HashMap::new(),
                 control,
-                waker: None,
+                signalled: false,
             },
         );
+        if let Some(rec) = self.links.get_mut(&id) {
+            signal(rec, &mut self.events, id);
+        }
+        self.schedule_link_deadline(id);
         if role == LinkRole::Upstream {
             self.upstream = Some(id);
             self.redeclare_everything(id);
@@ -255,14 +296,13 @@ impl Engine {
     /// Closes a link (the connection died, or we close it): every declaration, assignment and
     /// channel it carried is withdrawn and exposers are re-elected. Its record stays, closed,
     /// until [`Engine::remove_link`], so the transport can read the reason.
-    pub fn close_link(&mut self, link: LinkId, reason: &str, now: Instant) {
+    pub fn close_link(&mut self, link: LinkId, reason: CloseReason, now: Instant) {
         let Some(rec) = self.links.get_mut(&link) else { return };
         if rec.closed.is_some() {
             return;
         }
-        rec.closed = Some(reason.to_string());
-        let waker = rec.waker.take();
-        self.woken.extend(waker);
+        rec.closed = Some(reason.clone());
+        self.events.push_back(Event::LinkClosed(link, reason));
         let role = rec.role;
         let declared_objects: Vec<ObjectId> = rec.declared_objects.drain().collect();
         let declared_tags: Vec<TagId> = rec.declared_tags.drain().collect();
@@ -321,7 +361,7 @@ impl Engine {
     }
 
     /// Closes the upstream link, if one is open.
-    pub fn close_upstream(&mut self, reason: &str, now: Instant) {
+    pub fn close_upstream(&mut self, reason: CloseReason, now: Instant) {
         if let Some(link) = self.upstream {
             self.close_link(link, reason, now);
         }
@@ -329,8 +369,14 @@ impl Engine {
 
     /// Forgets a closed link's record (its handle is gone). Closes it first if needed.
     pub fn remove_link(&mut self, link: LinkId, now: Instant) {
-        self.close_link(link, "link dropped", now);
+        self.close_link(link, CloseReason::ClosedLocally("link dropped".to_string()), now);
         self.links.remove(&link);
+        // Entries of links gone stay in the deadline heap until popped: keep it proportional.
+        if self.link_deadlines.len() > 2 * self.links.len() + 64 {
+            let links = &self.links;
+            self.link_deadlines =
+                links.iter().filter_map(|(id, rec)| rec.check_at.map(|at| Reverse((at, *id)))).collect();
+        }
     }
 
     /// What the engine knows about a link, if it exists.
@@ -359,11 +405,11 @@ impl Engine {
         self.upstream.is_some()
     }
 
-    /// Why the link was closed, if it was.
-    pub fn link_closed(&self, link: LinkId) -> Option<&str> {
+    /// Why the link was closed, if it was (`ClosedLocally` for a link removed).
+    pub fn link_closed(&self, link: LinkId) -> Option<CloseReason> {
         match self.links.get(&link) {
-            Some(rec) => rec.closed.as_deref(),
-            None => Some("link removed"),
+            Some(rec) => rec.closed.clone(),
+            None => Some(CloseReason::ClosedLocally("link removed".to_string())),
         }
     }
 
@@ -374,8 +420,10 @@ impl Engine {
 
     /// Feeds one decoded frame from the peer. A protocol violation closes the link and is
     /// returned; the frame's effects on other links are those of the closing.
-    pub fn link_receive(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), String> {
-        let Some(rec) = self.links.get_mut(&link) else { return Err("link removed".to_string()) };
+    pub fn link_receive(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), CloseReason> {
+        let Some(rec) = self.links.get_mut(&link) else {
+            return Err(CloseReason::ClosedLocally("link removed".to_string()));
+        };
         if let Some(reason) = &rec.closed {
             return Err(reason.clone());
         }
@@ -383,7 +431,7 @@ impl Engine {
         let result = self.dispatch(link, input, now);
         if let Err(reason) = &result {
             // The transport reports the reason once, with the peer's address.
-            self.close_link(link, reason, now);
+            self.close_link(link, reason.clone(), now);
         }
         self.finish_input();
         result
@@ -396,28 +444,110 @@ impl Engine {
         }
     }
 
-    /// Everything the link has to send now, oldest first; empty (and `waker` registered) when
-    /// there is nothing.
-    pub fn link_transmit(&mut self, link: LinkId, now: Instant, waker: &Waker) -> Vec<LinkOutput> {
+    /// The link's next frames, oldest first, about `max_bytes` of payload at most (at least one
+    /// frame when there is any): call it when the transport can take a message, and again while
+    /// it returns frames. Empty when there is nothing; then [`Event::Transmit`] announces more.
+    /// What is not taken stays coalesced here (the latest state per object), so a peer that
+    /// reads slowly costs no queue of versions.
+    pub fn link_transmit(&mut self, link: LinkId, now: Instant, max_bytes: usize) -> Vec<LinkOutput> {
         self.flush_declarations(link);
         let mut out = Vec::new();
         let Some(rec) = self.links.get_mut(&link) else { return out };
+        rec.signalled = false;
         if rec.closed.is_some() {
             return out;
         }
         out.extend(rec.control.drain(..));
-        let dirty: Vec<ObjectId> = rec.dirty_sending.drain().collect();
-        for object in dirty {
+        let mut bytes = 0usize;
+        while bytes < max_bytes {
+            let Some(rec) = self.links.get_mut(&link) else { break };
+            let Some(object) = rec.dirty_sending.iter().next().copied() else { break };
+            rec.dirty_sending.remove(&object);
+            let before = out.len();
             self.transmit_state(link, object, now, &mut out);
+            bytes += out[before..].iter().map(output_size).sum::<usize>();
         }
         if let Some(rec) = self.links.get_mut(&link) {
-            if out.is_empty() {
-                super::register(&mut rec.waker, waker);
-            } else {
+            if !out.is_empty() {
                 rec.last_tx = now;
+            }
+            if !rec.dirty_sending.is_empty() || !rec.control.is_empty() {
+                signal(rec, &mut self.events, link);
             }
         }
         out
+    }
+
+    /// `true` when the link has an open channel receiving the states of the peer's object `id`
+    /// (a transport keeps delta baselines only for those).
+    pub fn link_receiving(&self, link: LinkId, id: u32) -> bool {
+        let Some(rec) = self.links.get(&link) else { return false };
+        let object = rec.peer_objects.get(&id).and_then(|descriptor| self.object_index.get(descriptor));
+        object.is_some_and(|object| rec.receiving.contains_key(object))
+    }
+
+    /// `true` when [`Engine::link_transmit`] may return frames now, or the link is closed (or
+    /// gone): a transport about to wait checks this after registering to be told.
+    pub fn link_wants_transmit(&self, link: LinkId) -> bool {
+        self.links.get(&link).is_none_or(|rec| {
+            rec.closed.is_some()
+                || !rec.control.is_empty()
+                || !rec.dirty_sending.is_empty()
+                || !rec.dirty_objects.is_empty()
+                || !rec.dirty_tags.is_empty()
+        })
+    }
+
+    /// The transport could not hand our bytes to the peer at `now` (its socket is full). If that
+    /// lasts longer than the link's timeout, the link fails with
+    /// [`CloseReason::WriteTimeout`]. Repeated calls keep the first instant.
+    pub fn link_write_blocked(&mut self, link: LinkId, now: Instant) {
+        if let Some(rec) = self.links.get_mut(&link)
+            && rec.write_blocked_since.is_none()
+        {
+            rec.write_blocked_since = Some(now);
+            self.schedule_link_deadline(link);
+        }
+    }
+
+    /// The transport handed bytes to the peer again: the write deadline is lifted.
+    pub fn link_write_progress(&mut self, link: LinkId) {
+        if let Some(rec) = self.links.get_mut(&link) {
+            rec.write_blocked_since = None;
+        }
+    }
+
+    /// Puts the link's current deadline in the heap if it is earlier than what is there.
+    pub(super) fn schedule_link_deadline(&mut self, link: LinkId) {
+        let Some(deadline) = self.link_timeout(link) else { return };
+        let Some(rec) = self.links.get_mut(&link) else { return };
+        if rec.check_at.is_none_or(|at| deadline < at) {
+            rec.check_at = Some(deadline);
+            self.link_deadlines.push(Reverse((deadline, link)));
+        }
+    }
+
+    /// Handles the deadlines of every link that are due at `now` (see
+    /// [`Engine::handle_timeout`]).
+    pub(super) fn handle_link_deadlines(&mut self, now: Instant) {
+        while let Some(Reverse((at, link))) = self.link_deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.link_deadlines.pop();
+            let Some(rec) = self.links.get_mut(&link) else { continue };
+            if rec.check_at != Some(at) {
+                continue; // a stale entry: the link has an earlier one, handled already
+            }
+            rec.check_at = None;
+            self.link_handle_timeout(link, now);
+            self.schedule_link_deadline(link);
+        }
+    }
+
+    /// The earliest instant in the deadline heap (possibly early: the link re-checks).
+    pub(super) fn next_link_deadline(&self) -> Option<Instant> {
+        self.link_deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     /// The next instant [`Engine::link_handle_timeout`] must be called for this link.
@@ -429,10 +559,8 @@ impl Engine {
         // Durations too large to add to an instant mean "never".
         let timeout = rec.last_rx.checked_add(rec.config.timeout);
         let keep_alive = rec.last_tx.checked_add(rec.config.keep_alive);
-        match (timeout, keep_alive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let write = rec.write_blocked_since.and_then(|at| at.checked_add(rec.config.timeout));
+        [timeout, keep_alive, write].into_iter().flatten().min()
     }
 
     /// Handles the link's deadlines: a silent peer closes the link; an idle link gets a
@@ -442,9 +570,16 @@ impl Engine {
         if rec.closed.is_some() {
             return;
         }
-        if rec.last_rx.checked_add(rec.config.timeout).is_some_and(|deadline| now >= deadline) {
-            let reason = format!("nothing received for {:?}", rec.config.timeout);
-            self.close_link(link, &reason, now);
+        let due =
+            |since: Option<Instant>| since.and_then(|at| at.checked_add(rec.config.timeout)).is_some_and(|d| now >= d);
+        if due(rec.write_blocked_since) {
+            let reason = CloseReason::WriteTimeout(rec.config.timeout);
+            self.close_link(link, reason, now);
+            return;
+        }
+        if due(Some(rec.last_rx)) {
+            let reason = CloseReason::ReceiveTimeout(rec.config.timeout);
+            self.close_link(link, reason, now);
             return;
         }
         if rec.last_tx.checked_add(rec.config.keep_alive).is_some_and(|deadline| now >= deadline)
@@ -452,8 +587,7 @@ impl Engine {
         {
             rec.control.push_back(LinkOutput::Frame(Frame::KeepAlive));
             rec.last_tx = now;
-            let waker = rec.waker.take();
-            self.woken.extend(waker);
+            signal(rec, &mut self.events, link);
         }
     }
 
@@ -490,8 +624,7 @@ impl Engine {
             && rec.closed.is_none()
         {
             rec.control.push_back(LinkOutput::Frame(frame));
-            let waker = rec.waker.take();
-            self.woken.extend(waker);
+            signal(rec, &mut self.events, link);
         }
     }
 
@@ -518,6 +651,14 @@ impl Engine {
                 rec.control.push_back(LinkOutput::Frame(Frame::ForgetTag { id }));
             }
         }
+    }
+}
+
+/// Roughly how many payload bytes an output carries (to cut [`Engine::link_transmit`]'s answers).
+fn output_size(output: &LinkOutput) -> usize {
+    match output {
+        LinkOutput::State { state, .. } => state.data.len() + 32,
+        LinkOutput::Frame(_) => 16,
     }
 }
 
@@ -554,10 +695,11 @@ pub(crate) fn load_limit_timeline(schedule: &[LoadLimitPoint], now: Instant) -> 
         let seconds = if point.after_seconds.is_finite() { point.after_seconds.clamp(0.0, 1e9) } else { 0.0 };
         timeline.push((now + Duration::from_secs_f64(f64::from(seconds)), f64::from(point.limit)));
     }
+    // Stable: points at the same offset keep their order, the last one wins from then on.
     timeline.sort_by_key(|point| point.0);
-    // A point at the very start replaces the implicit zero: `load-limit=3` means 3 at once.
-    while timeline.len() > 1 && timeline[1].0 <= now {
-        timeline.remove(0);
-    }
+    // Points at the very start replace the implicit zero (`load-limit=3` means 3 at once): keep
+    // only the last of those at or before `now`, in one pass.
+    let at_start = timeline.partition_point(|point| point.0 <= now);
+    timeline.drain(..at_start - 1);
     timeline
 }

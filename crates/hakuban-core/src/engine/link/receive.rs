@@ -4,17 +4,18 @@ use std::time::Instant;
 
 use hakuban_proto::DeclarationState;
 
-use super::{LinkInput, LinkRole, Violation, current_load_limit, load_limit_timeline};
+use super::{LinkInput, LinkRole, current_load_limit, load_limit_timeline};
+use crate::close::CloseReason;
 use crate::engine::{Engine, LinkId, ObjectId};
 
 impl Engine {
-    pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), Violation> {
+    pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), CloseReason> {
         let Some(rec) = self.links.get_mut(&link) else { return Ok(()) };
         let role = rec.role;
         match input {
             LinkInput::Hello { name, load_limit } => {
                 if rec.hello_received {
-                    return Err("second hello".to_string());
+                    return Err(violation("second hello".to_string()));
                 }
                 rec.hello_received = true;
                 tracing::debug!(link = link.0, peer = %name, "link established");
@@ -24,14 +25,14 @@ impl Engine {
                 }
                 return Ok(());
             }
-            _ if !rec.hello_received => return Err("a frame arrived before the hello".to_string()),
+            _ if !rec.hello_received => return Err(violation("a frame arrived before the hello".to_string())),
             LinkInput::KeepAlive => return Ok(()),
-            LinkInput::Close(reason) => return Err(format!("peer closed the link: {reason}")),
+            LinkInput::Close(reason) => return Err(CloseReason::PeerClosed(reason)),
             LinkInput::DeclareObject(id, descriptor) => {
                 if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
                     && !rec.peer_objects.contains_key(&id)
                 {
-                    return Err(format!("more than {} declarations", rec.config.limits.max_declarations));
+                    return Err(CloseReason::TooManyDeclarations { limit: rec.config.limits.max_declarations });
                 }
                 rec.peer_objects.insert(id, descriptor);
                 return Ok(());
@@ -40,7 +41,7 @@ impl Engine {
                 if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
                     && !rec.peer_tags.contains_key(&id)
                 {
-                    return Err(format!("more than {} declarations", rec.config.limits.max_declarations));
+                    return Err(CloseReason::TooManyDeclarations { limit: rec.config.limits.max_declarations });
                 }
                 rec.peer_tags.insert(id, descriptor);
                 return Ok(());
@@ -74,7 +75,7 @@ impl Engine {
             }
             (LinkRole::Downstream, LinkInput::TagInterest(id, state)) => {
                 let descriptor = self.links.get(&link).and_then(|rec| rec.peer_tags.get(&id).cloned());
-                let descriptor = descriptor.ok_or_else(|| format!("undeclared tag id {id}"))?;
+                let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared tag id {id}")))?;
                 let tag = self.tag_for(&descriptor);
                 self.set_downstream_tag_declaration(link, tag, state, now);
             }
@@ -102,15 +103,18 @@ impl Engine {
                 let object = self.peer_object(link, id)?;
                 self.receive_synchronized(link, object, us_ago, now);
             }
-            (role, input) => return Err(format!("{input:?} is not allowed from a {role:?} peer's side")),
+            (role, input) => {
+                let kind = input.kind();
+                return Err(violation(format!("{kind} is not allowed from a {role:?} peer's side")));
+            }
         }
         Ok(())
     }
 
     /// The local object named by the peer's `id`, created if missing.
-    fn peer_object(&mut self, link: LinkId, id: u32) -> Result<ObjectId, Violation> {
+    fn peer_object(&mut self, link: LinkId, id: u32) -> Result<ObjectId, CloseReason> {
         let descriptor = self.links.get(&link).and_then(|rec| rec.peer_objects.get(&id).cloned());
-        let descriptor = descriptor.ok_or_else(|| format!("undeclared object id {id}"))?;
+        let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared object id {id}")))?;
         Ok(self.object_for(&descriptor))
     }
 
@@ -122,4 +126,8 @@ impl Engine {
             Some(limit) => rec.load + 1.0 / f64::from(capacity.max(1)) <= limit + 1e-9,
         }
     }
+}
+
+fn violation(what: String) -> CloseReason {
+    CloseReason::ProtocolViolation(what)
 }

@@ -1,8 +1,9 @@
-//! Reading an object's states without the engine: the published-state cell every object has, and
-//! the [`StreamReader`] a stream polls it with.
+//! Reading an object's states without the engine's lock: the published-state cell of each object
+//! that has readers, and the [`StreamReader`] a stream polls it with.
 //!
-//! The engine publishes each accepted state into the object's cell (bumping its generation), then
-//! takes the object's list of waiting readers and wakes them. A reader that finds nothing new
+//! The facade copies each state the engine announces ([`Event::StateChanged`](crate::engine::Event))
+//! into the object's cell (bumping its generation), then takes the object's list of waiting
+//! readers and wakes them. A reader that finds nothing new
 //! registers its waker, puts itself on that list (once) and checks again; sequentially consistent
 //! ordering on both sides guarantees that either the reader sees the new generation or the engine
 //! finds it on the list. So observers never take the engine's lock to read, a busy object wakes
@@ -44,6 +45,12 @@ pub(crate) struct ObjectCell {
 }
 
 impl ObjectCell {
+    pub fn new(state: Option<Arc<ObjectState<DataBytes>>>) -> Self {
+        let cell = ObjectCell::default();
+        *cell.current.lock() = state;
+        cell
+    }
+
     pub fn get(&self) -> Option<Arc<ObjectState<DataBytes>>> {
         self.current.lock().clone()
     }
@@ -55,9 +62,9 @@ impl ObjectCell {
         drop(previous);
     }
 
-    /// Takes the waiting readers' wakers (called by the engine after publishing). `scratch` is
-    /// an empty buffer the caller keeps, so steady-state updates allocate nothing here.
-    pub fn take_wakers(&self, scratch: &mut Vec<Arc<StreamCell>>, into: &mut Vec<Waker>) {
+    /// Takes the waiting readers' wakers (called after publishing). `scratch` is an empty buffer
+    /// the caller keeps, so steady-state updates allocate nothing here.
+    pub fn take_wakers(&self, scratch: &mut Vec<Arc<StreamCell>>, into: &mut impl Extend<Waker>) {
         std::mem::swap(&mut *self.waiting.lock(), scratch);
         for reader in scratch.drain(..) {
             reader.queued.store(false, Ordering::SeqCst);
@@ -65,8 +72,20 @@ impl ObjectCell {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.current.lock().is_none()
+    /// Takes `reader` off the waiting list (its stream is gone): nothing may keep it, or it
+    /// would keep this cell, alive.
+    pub fn forget(&self, reader: &Arc<StreamCell>) {
+        if reader.queued.swap(false, Ordering::SeqCst) {
+            self.waiting.lock().retain(|waiting| !Arc::ptr_eq(waiting, reader));
+        }
+    }
+
+    /// Empties the waiting list (the object is gone).
+    pub fn clear(&self) {
+        let waiting = std::mem::take(&mut *self.waiting.lock());
+        for reader in &waiting {
+            reader.queued.store(false, Ordering::SeqCst);
+        }
     }
 }
 
@@ -84,6 +103,11 @@ impl StreamCell {
         StreamCell { object, closed: AtomicBool::new(false), queued: AtomicBool::new(false), waker: AtomicWaker::new() }
     }
 
+    /// The object cell this stream reads.
+    pub fn object(&self) -> &Arc<ObjectCell> {
+        &self.object
+    }
+
     /// Marks the stream closed; returns the waker to wake, if the reader waits.
     pub fn close(&self) -> Option<Waker> {
         self.closed.store(true, Ordering::SeqCst);
@@ -93,7 +117,7 @@ impl StreamCell {
 
 /// What polling a stream found.
 #[derive(Clone, Debug)]
-pub enum StreamPoll {
+pub(crate) enum StreamPoll {
     /// A state this stream has not yielded yet (a newer version or a changed sync flag).
     Ready(Arc<ObjectState<DataBytes>>),
     /// Nothing new; the waker passed in will be woken when there is.
@@ -103,11 +127,8 @@ pub enum StreamPoll {
 }
 
 /// Reads one stream's states: the latest state of its object that it has not yielded yet.
-///
-/// Obtained from [`Engine::take_handle`](super::Engine::take_handle); polling it needs no access
-/// to the engine. Dropping it is not enough to end the stream: tell the engine with
-/// [`Engine::drop_stream`](super::Engine::drop_stream).
-pub struct StreamReader {
+/// Polling it needs no lock of the engine.
+pub(crate) struct StreamReader {
     cell: Arc<StreamCell>,
     /// The object generation last looked at (`u64::MAX`: never looked).
     last_generation: u64,
@@ -116,7 +137,7 @@ pub struct StreamReader {
 }
 
 impl StreamReader {
-    pub(crate) fn new(cell: Arc<StreamCell>) -> Self {
+    pub fn new(cell: Arc<StreamCell>) -> Self {
         StreamReader { cell, last_generation: u64::MAX, last_version: None, last_sync: DataSynchronized::Now }
     }
 
