@@ -8,10 +8,11 @@ mod common;
 use std::sync::Arc;
 
 use async_tungstenite::tungstenite::Message;
-use common::{Client, PATIENCE, Router, next, until};
-use futures::{SinkExt, StreamExt};
+use common::peers::{HealthyPair, closed_by_router, hello, logged_once, raw_websocket};
+use common::{Client, PATIENCE, Router, next, publish_until_seen, until};
+use futures::SinkExt;
 use hakuban_proto::{Frame, encode_batch};
-use hakuban_tokio::{JsonDeserializeState, JsonSerializeState, ObjectState, ObjectStateSink, ObjectStateStream};
+use hakuban_tokio::{JsonDeserializeState, JsonSerializeState, ObjectState};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -54,12 +55,6 @@ async fn connecting_somewhere_with_the_router_started_last() {
 }
 
 /// Publishes versions until the stream has seen `version`, then returns what it saw.
-async fn publish_until_seen(sink: &ObjectStateSink, stream: &mut ObjectStateStream, version: i64) -> Vec<i64> {
-    sink.publish(ObjectState::new(version).with_version([version]).json_serialize());
-    let state = until(stream, |s| s.version == vec![version]).await;
-    state.version
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observers_resynchronise_after_the_router_is_killed_and_restarted() {
     let router = Router::start("name=router", &[]);
@@ -121,64 +116,6 @@ async fn a_16_mib_state_crosses_two_routers_intact() {
     assert!(*state.data == changed);
     main.exit();
     root.exit();
-}
-
-/// A healthy pair through `router`; `check(n)` publishes version n and waits until it arrives.
-struct HealthyPair {
-    _clients: (Client, Client),
-    _observe: hakuban_tokio::ObjectObserveContract,
-    _expose: hakuban_tokio::ObjectExposeContract,
-    sink: ObjectStateSink,
-    stream: ObjectStateStream,
-}
-
-impl HealthyPair {
-    async fn start(router: &Router) -> HealthyPair {
-        let (a, b) = (Client::connect(&router.url), Client::connect(&router.url));
-        let mut observe = a.exchange.object_observe_contract((["t"], "healthy")).build();
-        let mut expose = b.exchange.object_expose_contract((["t"], "healthy")).build();
-        let sink = next(&mut expose).await.unwrap();
-        let stream = next(&mut observe).await.unwrap();
-        HealthyPair { _clients: (a, b), _observe: observe, _expose: expose, sink, stream }
-    }
-
-    async fn check(&mut self, version: i64) {
-        publish_until_seen(&self.sink, &mut self.stream, version).await;
-    }
-}
-
-/// Opens a WebSocket to the router and returns it with its local address.
-async fn raw_websocket(
-    router: &Router,
-) -> (async_tungstenite::WebSocketStream<async_tungstenite::tokio::TokioAdapter<TcpStream>>, String) {
-    let socket = TcpStream::connect(router.address()).await.unwrap();
-    let local = socket.local_addr().unwrap().to_string();
-    let (ws, _) = async_tungstenite::tokio::client_async(router.url.as_str(), socket).await.unwrap();
-    (ws, local)
-}
-
-/// Waits until the peer closes the WebSocket (a close frame, an error or the end).
-async fn closed_by_router<S>(ws: &mut S)
-where
-    S: futures::Stream<Item = Result<Message, async_tungstenite::tungstenite::Error>> + Unpin,
-{
-    let wait = async {
-        while let Some(Ok(message)) = ws.next().await {
-            if message.is_close() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, wait).await.expect("the router closed the bad peer");
-}
-
-/// One log line names the bad peer.
-async fn logged_once(router: &Router, peer: &str) {
-    common::eventually(|| router.log_lines(peer).len() == 1).await;
-}
-
-fn hello() -> Frame {
-    Frame::Hello { version: hakuban_proto::PROTOCOL_VERSION, name: "rogue".into(), load_limit: vec![], token: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,11 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use hakuban_tokio::{Exchange, WebsocketConnector};
+use hakuban_tokio::{
+    Exchange, JsonSerializeState, ObjectState, ObjectStateSink, ObjectStateStream, WebsocketConnector,
+};
+
+pub mod peers;
 
 /// Longest wait for anything in these tests.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -240,4 +244,28 @@ pub async fn eventually(mut condition: impl FnMut() -> bool) {
         }
     };
     tokio::time::timeout(PATIENCE, wait).await.expect("condition not reached in time");
+}
+
+/// Publishes `version` through `sink` and waits until `stream` shows it.
+pub async fn publish_until_seen(sink: &ObjectStateSink, stream: &mut ObjectStateStream, version: i64) -> Vec<i64> {
+    sink.publish(ObjectState::new(version).with_version([version]).json_serialize());
+    let state = until(stream, |s| s.version == vec![version]).await;
+    state.version
+}
+
+impl Router {
+    /// The process id of the router.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The router process's peak resident set size so far (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()));
+        kib.unwrap_or(0) * 1024
+    }
 }
