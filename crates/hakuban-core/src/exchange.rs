@@ -103,7 +103,7 @@ impl Exchange {
 
     /// Runs the periodic load balancing between children that is due, moving objects from
     /// busier to less busy exposers when the difference exceeds `threshold` (see
-    /// [`Engine::rebalance`]), and returns when to call it next. The router calls it in a loop
+    /// [`Engine::rebalance`](crate::engine::Engine::rebalance)), and returns when to call it next. The router calls it in a loop
     /// with an average interval of one second; an exchange serving its own listener may too.
     pub fn rebalance(&self, average_interval: Duration, threshold: f64) -> Instant {
         let now = self.shared.now();

@@ -61,8 +61,12 @@
 //! # Driving the engine yourself
 //!
 //! [`engine::Engine`] is public for custom runtimes and tests: call an input, then drain
-//! [`engine::Engine::poll_wake`]. Its module documentation shows a complete loop. Transports
-//! connect exchanges through [`Link`]; its documentation shows a run loop.
+//! [`engine::Engine::poll_event`]; its outputs are data (events, frames, deadlines), never
+//! callbacks or wakers. Its module documentation shows a complete loop. Transports connect
+//! exchanges through [`Link`], which is sans IO (every call that needs time takes `now`); its
+//! documentation has a synchronous run loop over in-memory pipes. The async facade reads time
+//! from one [`Clock`] ([`Exchange::with_clock`] swaps it: a virtual clock in tests, another
+//! time source where `Instant::now` is unavailable).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

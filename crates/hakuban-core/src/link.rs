@@ -1,67 +1,4 @@
-//! [`Link`]: the public, runtime-agnostic API a transport drives to connect two exchanges.
-//!
-//! A link is sans-IO: it never reads a clock, never blocks and owns no socket. The transport
-//! (hakuban-tokio's WebSocket one, a test's in-memory pipe, a C event loop) feeds it what the peer
-//! sent, asks it for messages to send, and honours its deadline, always passing the time:
-//!
-//! * [`Link::receive`]`(message, now)` for every transport message from the peer;
-//! * [`Link::poll_transmit`]`(now)` until it returns `None` whenever the link was signalled (see
-//!   [`Link::register_waker`]) and the transport can take a message;
-//! * [`Link::poll_timeout`] for the next deadline, [`Link::handle_timeout`]`(now)` once it passed;
-//! * [`Link::write_blocked`] / [`Link::write_progress`] when the socket stops or resumes taking
-//!   bytes, so a peer that stops reading fails like one that stops talking;
-//! * [`Link::close`] to end it from our side, or just drop it.
-//!
-//! A synchronous run loop over any message transport (here: in-memory queues between two
-//! exchanges, on a clock the loop advances itself):
-//!
-//! ```
-//! use std::time::{Duration, Instant};
-//! use futures::StreamExt;
-//! use hakuban_core::{Exchange, JsonSerializeState, Link, LinkConfig, LinkRole, ObjectState};
-//!
-//! let (parent, child) = (Exchange::new(), Exchange::new());
-//! let mut up = child.open_link(LinkRole::Upstream, LinkConfig::default()).unwrap();
-//! let mut down = parent.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap();
-//! let mut observe = parent.object_observe_contract((["t"], "x")).build();
-//! let mut expose = child.object_expose_contract((["t"], "x")).build();
-//!
-//! let mut now = Instant::now();
-//! // One step: everything each side has to say goes across, then due deadlines are honoured.
-//! let mut step = |up: &mut Link, down: &mut Link, now: Instant| {
-//!     let mut moved = false;
-//!     while let Some(message) = up.poll_transmit(now) {
-//!         down.receive(&message, now).expect("a valid peer");
-//!         moved = true;
-//!     }
-//!     while let Some(message) = down.poll_transmit(now) {
-//!         up.receive(&message, now).expect("a valid peer");
-//!         moved = true;
-//!     }
-//!     for link in [up, down] {
-//!         if link.poll_timeout().is_some_and(|deadline| deadline <= now) {
-//!             link.handle_timeout(now);
-//!         }
-//!     }
-//!     moved
-//! };
-//! futures::executor::block_on(async {
-//!     let mut stream = observe.next().await.unwrap();
-//!     while step(&mut up, &mut down, now) {}
-//!     let mut sink = expose.next().await.unwrap();
-//!     sink.publish(ObjectState::new("hello").json_serialize());
-//!     while step(&mut up, &mut down, now) {}
-//!     assert_eq!(stream.next().await.unwrap().data.as_slice(), b"\"hello\"");
-//! });
-//! // An idle link sends keep-alives at its deadline, so the peer's timeout never fires.
-//! now += Duration::from_secs(60);
-//! step(&mut up, &mut down, now);
-//! assert!(up.closed_reason().is_none() && down.closed_reason().is_none());
-//! ```
-//!
-//! A transport that waits (rather than spins) registers a waker with [`Link::register_waker`]
-//! before sleeping; it is woken when the link has something to send or closes. Decoding, delta
-//! reconstruction and encoding run in `receive` and `poll_transmit`, outside the exchange's lock.
+//! [`Link`]: the public, runtime-agnostic API a transport drives (documented on the type).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -89,8 +26,71 @@ pub enum LinkError {
     Closed(CloseReason),
 }
 
-/// One connection between this exchange and a peer, driven by a transport. See the
-/// [module documentation](self) for the calls and when to make them.
+/// One connection between this exchange and a peer: the public, runtime-agnostic API a
+/// transport drives to connect two exchanges.
+///
+/// A link is sans-IO: it never reads a clock, never blocks and owns no socket. The transport
+/// (hakuban-tokio's WebSocket one, a test's in-memory pipe, a C event loop) feeds it what the peer
+/// sent, asks it for messages to send, and honours its deadline, always passing the time:
+///
+/// * [`Link::receive`]`(message, now)` for every transport message from the peer;
+/// * [`Link::poll_transmit`]`(now)` until it returns `None` whenever the link was signalled (see
+///   [`Link::register_waker`]) and the transport can take a message;
+/// * [`Link::poll_timeout`] for the next deadline, [`Link::handle_timeout`]`(now)` once it passed;
+/// * [`Link::write_blocked`] / [`Link::write_progress`] when the socket stops or resumes taking
+///   bytes, so a peer that stops reading fails like one that stops talking;
+/// * [`Link::close`] to end it from our side, or just drop it.
+///
+/// A synchronous run loop over any message transport (here: in-memory queues between two
+/// exchanges, on a clock the loop advances itself):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use futures::StreamExt;
+/// use hakuban_core::{Exchange, JsonSerializeState, Link, LinkConfig, LinkRole, ObjectState};
+///
+/// let (parent, child) = (Exchange::new(), Exchange::new());
+/// let mut up = child.open_link(LinkRole::Upstream, LinkConfig::default()).unwrap();
+/// let mut down = parent.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap();
+/// let mut observe = parent.object_observe_contract((["t"], "x")).build();
+/// let mut expose = child.object_expose_contract((["t"], "x")).build();
+///
+/// let mut now = Instant::now();
+/// // One step: everything each side has to say goes across, then due deadlines are honoured.
+/// let mut step = |up: &mut Link, down: &mut Link, now: Instant| {
+///     let mut moved = false;
+///     while let Some(message) = up.poll_transmit(now) {
+///         down.receive(&message, now).expect("a valid peer");
+///         moved = true;
+///     }
+///     while let Some(message) = down.poll_transmit(now) {
+///         up.receive(&message, now).expect("a valid peer");
+///         moved = true;
+///     }
+///     for link in [up, down] {
+///         if link.poll_timeout().is_some_and(|deadline| deadline <= now) {
+///             link.handle_timeout(now);
+///         }
+///     }
+///     moved
+/// };
+/// futures::executor::block_on(async {
+///     let mut stream = observe.next().await.unwrap();
+///     while step(&mut up, &mut down, now) {}
+///     let mut sink = expose.next().await.unwrap();
+///     sink.publish(ObjectState::new("hello").json_serialize());
+///     while step(&mut up, &mut down, now) {}
+///     assert_eq!(stream.next().await.unwrap().data.as_slice(), b"\"hello\"");
+/// });
+/// // An idle link sends keep-alives at its deadline, so the peer's timeout never fires.
+/// now += Duration::from_secs(60);
+/// step(&mut up, &mut down, now);
+/// assert!(up.closed_reason().is_none() && down.closed_reason().is_none());
+/// ```
+///
+/// A transport that waits (rather than spins) registers a waker with [`Link::register_waker`]
+/// before sleeping; it is woken when the link has something to send or closes. Decoding, delta
+/// reconstruction and encoding run in `receive` and `poll_transmit`, outside the exchange's lock.
 pub struct Link {
     shared: Arc<Shared>,
     id: LinkId,
