@@ -81,3 +81,23 @@ fn a_stream_waiting_on_an_object_that_goes_away_without_a_state_is_freed() {
     assert_eq!(exchange.waiter_counts(), 0);
     assert_eq!(Arc::strong_count(&waker_arc), 2);
 }
+
+#[test]
+fn rounds_on_one_long_lived_object_keep_no_waiting_streams() {
+    // The object outlives every stream (an expose contract holds it), so nothing but the drop
+    // of each stream can take it off the object's waiting list.
+    let exchange = Exchange::new();
+    let _expose = exchange.object_expose_contract((["t"], "kept")).build();
+    let waker_arc = Arc::new(Quiet);
+    let waker = Waker::from(waker_arc.clone());
+    let mut cx = Context::from_waker(&waker);
+    for _ in 0..10_000 {
+        let mut contract = exchange.object_observe_contract((["t"], "kept")).build();
+        let Poll::Ready(Some(mut stream)) = contract.poll_next_unpin(&mut cx) else { panic!("a stream at once") };
+        assert!(stream.poll_next_unpin(&mut cx).is_pending());
+        drop(stream);
+        drop(contract);
+        assert_eq!(Arc::strong_count(&waker_arc), 2, "a dropped stream's waker is still held");
+    }
+    assert_eq!(exchange.counts().objects, 1);
+}

@@ -1,59 +1,101 @@
-//! A deterministic network simulator: four engines in a tree joined by in-memory links, on
-//! virtual time, with message delivery order, link kills and restores chosen by proptest.
+//! A deterministic network simulator: four exchanges in a tree, joined by the real [`Link`]s (the
+//! type hakuban-tokio drives) over in-memory pipes, on a virtual clock, with message delivery,
+//! link kills and restores, frozen peers and clock jumps chosen by proptest.
 //!
-//! After each generated history every link is restored and the network is pumped until quiet.
-//! Then, for every object observed anywhere with an exposer somewhere: exactly one sink in the
-//! whole network is open, a final state sent through it reaches every observer, synchronised;
-//! and once everything is dropped no engine holds an object, tag, stream or sink.
+//! A frozen child neither reads nor writes nor runs its timers; once its "socket" holds a few
+//! messages its parent's transport is blocked and says so (`write_blocked`), so the parent fails
+//! the link at its timeout, exactly as hakuban-tokio does. A clock jump past the timeout (a paused
+//! VM) fails links whose keep-alives did not arrive. A failed link is dropped on both sides, as a
+//! transport drops its connection, until a restore reconnects it.
+//!
+//! After each history every link is restored and the network is driven until quiet (a bound on
+//! steps fails a livelock). Then, for every object observed anywhere with an exposer somewhere:
+//! exactly one sink in the whole network is open, and a final state sent through it reaches every
+//! observer, synchronised. Once everything is dropped no exchange holds an object, tag, stream,
+//! sink or waiter, and every clone of the waker handed to the handles is gone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use hakuban_core::engine::{ContractId, Engine, LinkId, ObjectId, SinkId, SinkPoll, StreamId, TakenHandle};
-use hakuban_core::{DataSynchronized, LinkCodec, LinkConfig, LinkRole, ObjectDescriptor, ObjectState};
+use futures::StreamExt;
+use hakuban_core::{
+    DataBytes, DataSynchronized, Exchange, Link, LinkConfig, LinkRole, ObjectDescriptor, ObjectExposeContract,
+    ObjectObserveContract, ObjectState, ObjectStateSink, ObjectStateStream,
+};
 use proptest::prelude::*;
 
 /// Parent of each node (node 0 is the root).
 const PARENTS: [Option<usize>; 4] = [None, Some(0), Some(0), Some(1)];
 const OBJECTS: usize = 3;
+/// Messages a pipe holds before the sender's transport is blocked.
+const SOCKET_MESSAGES: usize = 4;
+const TIMEOUT: Duration = Duration::from_secs(2);
+const KEEP_ALIVE: Duration = Duration::from_millis(500);
+/// Steps of driving before the network must be quiet.
+const MAX_STEPS: usize = 10_000;
 
 fn object(index: usize) -> ObjectDescriptor {
     ObjectDescriptor::from((["sim"], index as u64))
 }
 
+struct Quiet;
+
+impl Wake for Quiet {
+    fn wake(self: Arc<Self>) {}
+}
+
 struct Wire {
     child: usize,
     parent: usize,
-    links: Option<(LinkId, LinkId)>,
-    codecs: (LinkCodec, LinkCodec),
+    /// The child's upstream link and the parent's downstream link, while connected.
+    links: Option<(Link, Link)>,
     /// Messages in flight: child to parent, parent to child.
     up: VecDeque<Vec<u8>>,
     down: VecDeque<Vec<u8>>,
+    /// The child process is frozen: it reads, writes and times nothing.
+    frozen: bool,
+    /// The parent told its link that writing is blocked.
+    blocked: bool,
 }
 
-/// A stream held by a node: id, object, its engine object id, last state read, closed.
-type HeldStream = (StreamId, usize, ObjectId, Option<Arc<ObjectState<hakuban_core::DataBytes>>>, bool);
+enum Contract {
+    Observe(ObjectObserveContract, usize),
+    Expose(ObjectExposeContract, usize),
+}
 
-fn codecs() -> (LinkCodec, LinkCodec) {
-    (LinkCodec::new(Default::default()), LinkCodec::new(Default::default()))
+impl Contract {
+    fn object(&self) -> usize {
+        match self {
+            Contract::Observe(_, o) | Contract::Expose(_, o) => *o,
+        }
+    }
+}
+
+struct HeldStream {
+    stream: ObjectStateStream,
+    object: usize,
+    last: Option<ObjectState<DataBytes>>,
+    closed: bool,
 }
 
 struct Node {
-    engine: Engine,
-    contracts: Vec<(ContractId, usize, bool)>,
+    exchange: Exchange,
+    contracts: Vec<Contract>,
     streams: Vec<HeldStream>,
-    sinks: Vec<(SinkId, usize)>,
+    sinks: Vec<(ObjectStateSink, usize)>,
 }
 
 struct Network {
+    clock: Arc<Mutex<Instant>>,
     nodes: Vec<Node>,
     wires: Vec<Wire>,
-    start: Instant,
-    step: u64,
     version: i64,
+    waker_arc: Arc<Quiet>,
+    waker: Waker,
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +110,10 @@ enum Op {
     Deliver(usize, bool),
     Kill(usize),
     Restore(usize),
+    Freeze(usize),
+    Thaw(usize),
+    /// The clock jumps this many milliseconds (up to past the timeout).
+    Jump(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -85,13 +131,21 @@ fn op() -> impl Strategy<Value = Op> {
         (0..3usize, any::<bool>()).prop_map(|(w, up)| Op::Deliver(w, up)),
         (0..3usize).prop_map(Op::Kill),
         (0..3usize).prop_map(Op::Restore),
+        (0..3usize).prop_map(Op::Freeze),
+        (0..3usize).prop_map(Op::Thaw),
+        (1..3000u64).prop_map(Op::Jump),
     ]
 }
 
 impl Network {
     fn new() -> Network {
+        let clock = Arc::new(Mutex::new(Instant::now()));
         let nodes = (0..PARENTS.len())
-            .map(|_| Node { engine: Engine::new(), contracts: vec![], streams: vec![], sinks: vec![] })
+            .map(|_| {
+                let clock = clock.clone();
+                let exchange = Exchange::with_clock(Arc::new(move || *clock.lock().unwrap()));
+                Node { exchange, contracts: vec![], streams: vec![], sinks: vec![] }
+            })
             .collect();
         let wires = PARENTS
             .iter()
@@ -101,13 +155,16 @@ impl Network {
                     child,
                     parent,
                     links: None,
-                    codecs: codecs(),
                     up: VecDeque::new(),
                     down: VecDeque::new(),
+                    frozen: false,
+                    blocked: false,
                 })
             })
             .collect();
-        let mut network = Network { nodes, wires, start: Instant::now(), step: 0, version: 0 };
+        let waker_arc = Arc::new(Quiet);
+        let waker = Waker::from(waker_arc.clone());
+        let mut network = Network { clock, nodes, wires, version: 0, waker_arc, waker };
         for wire in 0..network.wires.len() {
             network.restore(wire);
         }
@@ -115,67 +172,105 @@ impl Network {
     }
 
     fn now(&self) -> Instant {
-        self.start + Duration::from_millis(self.step)
+        *self.clock.lock().unwrap()
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.clock.lock().unwrap() += by;
     }
 
     fn restore(&mut self, index: usize) {
-        let now = self.now();
         let wire = &mut self.wires[index];
+        wire.frozen = false;
         if wire.links.is_some() {
             return;
         }
-        let config = LinkConfig { name: format!("node-{}", wire.child), ..LinkConfig::default() };
-        let up = self.nodes[wire.child].engine.open_link(LinkRole::Upstream, config.clone(), now).unwrap();
-        let down = self.nodes[wire.parent].engine.open_link(LinkRole::Downstream, config, now).unwrap();
+        let config = LinkConfig {
+            name: format!("node-{}", wire.child),
+            timeout: TIMEOUT,
+            keep_alive: KEEP_ALIVE,
+            ..Default::default()
+        };
+        let up = self.nodes[wire.child].exchange.open_link(LinkRole::Upstream, config.clone()).unwrap();
+        let down = self.nodes[wire.parent].exchange.open_link(LinkRole::Downstream, config).unwrap();
         wire.links = Some((up, down));
-        wire.codecs = codecs();
+        wire.blocked = false;
     }
 
     fn kill(&mut self, index: usize) {
-        let now = self.now();
         let wire = &mut self.wires[index];
-        if let Some((up, down)) = wire.links.take() {
-            self.nodes[wire.child].engine.remove_link(up, now);
-            self.nodes[wire.parent].engine.remove_link(down, now);
-        }
+        wire.links = None;
         wire.up.clear();
         wire.down.clear();
+        wire.blocked = false;
     }
 
-    /// Moves everything the engines want to send into the wires.
-    fn collect(&mut self) {
+    /// One step of every transport: timers, then whatever each link has to send into its pipe.
+    /// Returns whether anything moved; a link that failed has its connection dropped.
+    fn step(&mut self) -> bool {
         let now = self.now();
-        for wire in &mut self.wires {
-            let Some((up, down)) = wire.links else { continue };
-            let outputs = self.nodes[wire.child].engine.link_transmit(up, now, usize::MAX);
-            wire.codecs.0.encode(outputs, &mut wire.up);
-            let outputs = self.nodes[wire.parent].engine.link_transmit(down, now, usize::MAX);
-            wire.codecs.1.encode(outputs, &mut wire.down);
+        let mut moved = false;
+        for index in 0..self.wires.len() {
+            let wire = &mut self.wires[index];
+            let Some((up, down)) = &mut wire.links else { continue };
+            if !wire.frozen && up.poll_timeout().is_some_and(|at| at <= now) {
+                up.handle_timeout(now);
+            }
+            if down.poll_timeout().is_some_and(|at| at <= now) {
+                down.handle_timeout(now);
+            }
+            if up.closed_reason().is_some() || down.closed_reason().is_some() {
+                self.kill(index);
+                moved = true;
+                continue;
+            }
+            if !wire.frozen {
+                while let Some(message) = up.poll_transmit(now) {
+                    wire.up.push_back(message);
+                    moved = true;
+                }
+            }
+            if wire.down.len() >= SOCKET_MESSAGES {
+                if !wire.blocked {
+                    down.write_blocked(now);
+                    wire.blocked = true;
+                }
+            } else {
+                if wire.blocked {
+                    down.write_progress();
+                    wire.blocked = false;
+                }
+                while wire.down.len() < SOCKET_MESSAGES {
+                    let Some(message) = down.poll_transmit(now) else { break };
+                    wire.down.push_back(message);
+                    moved = true;
+                }
+            }
         }
+        moved
     }
 
     /// Delivers the oldest message in flight on a wire in one direction.
     fn deliver(&mut self, index: usize, upward: bool) -> bool {
         let now = self.now();
         let wire = &mut self.wires[index];
-        let Some((up, down)) = wire.links else { return false };
-        let (message, node, link, codec) = if upward {
-            (wire.up.pop_front(), wire.parent, down, &mut wire.codecs.1)
+        let Some((up, down)) = &mut wire.links else { return false };
+        let (message, link) = if upward {
+            (wire.up.pop_front(), down)
+        } else if wire.frozen {
+            (None, up)
         } else {
-            (wire.down.pop_front(), wire.child, up, &mut wire.codecs.0)
+            (wire.down.pop_front(), up)
         };
         let Some(message) = message else { return false };
-        let inputs = codec.decode(&message, now).expect("our own messages decode");
-        for input in inputs {
-            self.nodes[node].engine.link_receive(link, input, now).expect("our own peers never violate the protocol");
-        }
+        link.receive(&message, now).expect("our own peers never violate the protocol");
         true
     }
 
-    fn pump(&mut self) {
-        for _ in 0..10_000 {
-            self.collect();
-            let mut moved = false;
+    /// Drives every link until nothing moves; a livelock fails.
+    fn drive(&mut self) {
+        for _ in 0..MAX_STEPS {
+            let mut moved = self.step();
             for wire in 0..self.wires.len() {
                 while self.deliver(wire, true) {
                     moved = true;
@@ -191,101 +286,116 @@ impl Network {
         panic!("the network never went quiet");
     }
 
-    fn publish(&mut self, node: usize, sink: SinkId) -> i64 {
+    fn publish(&mut self, node: usize, sink: usize) -> i64 {
         self.version += 1;
-        let now = self.now();
         let state = ObjectState::new(Arc::new(self.version.to_le_bytes().to_vec())).with_version([self.version]);
-        self.nodes[node].engine.sink_send(sink, state, now);
+        self.nodes[node].sinks[sink].0.publish(state);
         self.version
     }
 
     fn apply(&mut self, op: Op) {
-        self.step += 1;
-        let now = self.now();
+        self.advance(Duration::from_millis(1));
         match op {
             Op::Observe(n, o) => {
-                let id = self.nodes[n].engine.create_object_observe_contract(object(o), now);
-                self.nodes[n].contracts.push((id, o, true));
+                let contract = self.nodes[n].exchange.object_observe_contract(object(o)).build();
+                self.nodes[n].contracts.push(Contract::Observe(contract, o));
             }
             Op::Expose(n, o, capacity) => {
-                let id = self.nodes[n].engine.create_object_expose_contract(object(o), capacity, now);
-                self.nodes[n].contracts.push((id, o, false));
+                let contract = self.nodes[n].exchange.object_expose_contract(object(o)).with_capacity(capacity).build();
+                self.nodes[n].contracts.push(Contract::Expose(contract, o));
             }
             Op::DropContract(n, i) if !self.nodes[n].contracts.is_empty() => {
                 let len = self.nodes[n].contracts.len();
-                let (id, _, _) = self.nodes[n].contracts.swap_remove(i % len);
-                self.nodes[n].engine.drop_contract(id, now);
+                self.nodes[n].contracts.swap_remove(i % len);
             }
             Op::Take(n, i) if !self.nodes[n].contracts.is_empty() => {
                 let len = self.nodes[n].contracts.len();
-                let (id, o, _) = self.nodes[n].contracts[i % len];
-                self.take(n, id, o);
+                self.take(n, i % len);
             }
             Op::Publish(n, i) if !self.nodes[n].sinks.is_empty() => {
-                let (sink, _) = self.nodes[n].sinks[i % self.nodes[n].sinks.len()];
-                self.publish(n, sink);
+                let len = self.nodes[n].sinks.len();
+                self.publish(n, i % len);
             }
             Op::DropSink(n, i) if !self.nodes[n].sinks.is_empty() => {
                 let len = self.nodes[n].sinks.len();
-                let (sink, _) = self.nodes[n].sinks.swap_remove(i % len);
-                self.nodes[n].engine.drop_sink(sink, now);
+                self.nodes[n].sinks.swap_remove(i % len);
             }
             Op::DropStream(n, i) if !self.nodes[n].streams.is_empty() => {
                 let len = self.nodes[n].streams.len();
-                let (stream, ..) = self.nodes[n].streams.swap_remove(i % len);
-                self.nodes[n].engine.drop_stream(stream, now);
+                self.nodes[n].streams.swap_remove(i % len);
             }
             Op::Deliver(w, upward) => {
-                self.collect();
+                self.step();
                 self.deliver(w, upward);
             }
             Op::Kill(w) => self.kill(w),
             Op::Restore(w) => self.restore(w),
+            Op::Freeze(w) => self.wires[w].frozen = true,
+            Op::Thaw(w) => self.wires[w].frozen = false,
+            Op::Jump(ms) => {
+                self.advance(Duration::from_millis(ms));
+                self.step();
+            }
             _ => {}
         }
-        for node in &mut self.nodes {
-            node.engine.check_invariants().unwrap();
-            while node.engine.poll_event().is_some() {}
+        for node in &self.nodes {
+            node.exchange.check_invariants().unwrap();
         }
     }
 
-    fn take(&mut self, n: usize, contract: ContractId, o: usize) {
-        match self.nodes[n].engine.take_handle(contract) {
-            Some(TakenHandle::Stream(id, _, object)) => self.nodes[n].streams.push((id, o, object, None, false)),
-            Some(TakenHandle::Sink(id, _)) => self.nodes[n].sinks.push((id, o)),
-            None => {}
+    /// Takes every handle contract `i` of node `n` has ready.
+    fn take(&mut self, n: usize, i: usize) {
+        let mut cx = Context::from_waker(&self.waker);
+        let node = &mut self.nodes[n];
+        match &mut node.contracts[i] {
+            Contract::Observe(contract, o) => {
+                while let Poll::Ready(Some(stream)) = contract.poll_next_unpin(&mut cx) {
+                    node.streams.push(HeldStream { stream, object: *o, last: None, closed: false });
+                }
+            }
+            Contract::Expose(contract, o) => {
+                while let Poll::Ready(Some(sink)) = contract.poll_next_unpin(&mut cx) {
+                    node.sinks.push((sink, *o));
+                }
+            }
         }
     }
 
-    /// Takes every queued handle everywhere.
     fn take_all(&mut self) {
         for n in 0..self.nodes.len() {
-            for (id, o, _) in self.nodes[n].contracts.clone() {
-                self.take(n, id, o);
+            for i in 0..self.nodes[n].contracts.len() {
+                self.take(n, i);
             }
         }
     }
 
     /// Reads every stream to its latest state.
     fn read_all(&mut self) {
+        let mut cx = Context::from_waker(&self.waker);
         for node in &mut self.nodes {
-            for (stream, _, object, last, closed) in &mut node.streams {
-                if node.engine.stream_open(*stream) {
-                    *last = node.engine.object_state(*object).or(last.take());
-                } else {
-                    *closed = true;
+            for held in &mut node.streams {
+                loop {
+                    match held.stream.poll_next_unpin(&mut cx) {
+                        Poll::Ready(Some(state)) => held.last = Some(state),
+                        Poll::Ready(None) => {
+                            held.closed = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
                 }
             }
         }
     }
 
-    /// Open sinks (held, not revoked) of `o` across the network.
-    fn open_sinks(&mut self, o: usize) -> Vec<(usize, SinkId)> {
+    /// Open sinks (held, not revoked) of `o` across the network: (node, index).
+    fn open_sinks(&mut self, o: usize) -> Vec<(usize, usize)> {
+        let mut cx = Context::from_waker(&self.waker);
         let mut open = vec![];
         for (n, node) in self.nodes.iter_mut().enumerate() {
-            for (sink, object) in &node.sinks {
-                if *object == o && node.engine.poll_sink_params(*sink) != SinkPoll::Closed {
-                    open.push((n, *sink));
+            for (i, (sink, object)) in node.sinks.iter_mut().enumerate() {
+                if *object == o && !matches!(sink.poll_next_unpin(&mut cx), Poll::Ready(None)) {
+                    open.push((n, i));
                 }
             }
         }
@@ -297,15 +407,18 @@ fn converge_and_check(network: &mut Network) {
     for wire in 0..network.wires.len() {
         network.restore(wire);
     }
-    network.pump();
+    network.drive();
     network.take_all();
-    network.pump();
+    network.drive();
     network.take_all();
     for o in 0..OBJECTS {
-        let observed =
-            network.nodes.iter().any(|n| n.contracts.iter().any(|(_, object, observe)| *object == o && *observe));
-        let exposed =
-            network.nodes.iter().any(|n| n.contracts.iter().any(|(_, object, observe)| *object == o && !*observe));
+        let has = |observe: bool| {
+            network
+                .nodes
+                .iter()
+                .any(|n| n.contracts.iter().any(|c| c.object() == o && matches!(c, Contract::Observe(..)) == observe))
+        };
+        let (observed, exposed) = (has(true), has(false));
         let open = network.open_sinks(o);
         if !observed {
             continue;
@@ -317,42 +430,37 @@ fn converge_and_check(network: &mut Network) {
         assert_eq!(open.len(), 1, "object {o}: exactly one active exposer network-wide, found {open:?}");
         let (node, sink) = open[0];
         let version = network.publish(node, sink);
-        network.pump();
+        network.drive();
         network.read_all();
         for (n, node) in network.nodes.iter().enumerate() {
-            for (_, object, _, last, closed) in &node.streams {
+            for held in &node.streams {
                 // A closed stream (its contract was dropped) is not an observer any more.
-                if *object != o || *closed {
+                if held.object != o || held.closed {
                     continue;
                 }
-                let last = last.as_ref().unwrap_or_else(|| panic!("node {n}: observer of {o} got nothing"));
+                let last = held.last.as_ref().unwrap_or_else(|| panic!("node {n}: observer of {o} got nothing"));
                 assert_eq!(last.version, vec![version], "node {n}: observer of {o} is not on the newest version");
                 assert_eq!(last.synchronized, DataSynchronized::Now, "node {n}: observer of {o} is not synchronised");
             }
         }
     }
-    // Everything dropped: nothing may remain anywhere.
-    let now = network.now();
+    // Everything dropped: nothing may remain anywhere, not even a clone of the waker.
     for node in &mut network.nodes {
-        for (id, ..) in node.streams.drain(..) {
-            node.engine.drop_stream(id, now);
-        }
-        for (id, _) in node.sinks.drain(..) {
-            node.engine.drop_sink(id, now);
-        }
-        for (id, ..) in node.contracts.drain(..) {
-            node.engine.drop_contract(id, now);
-        }
+        node.streams.clear();
+        node.sinks.clear();
+        node.contracts.clear();
     }
-    network.pump();
+    network.drive();
     for (n, node) in network.nodes.iter().enumerate() {
-        let counts = node.engine.counts();
+        let counts = node.exchange.counts();
         assert_eq!((counts.objects, counts.tags, counts.streams, counts.sinks), (0, 0, 0, 0), "node {n} leaked");
+        assert_eq!(node.exchange.waiter_counts(), 0, "node {n} keeps waiters");
     }
+    assert_eq!(Arc::strong_count(&network.waker_arc), 2, "a clone of the waker survived");
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
     fn networks_converge_after_any_history(ops in prop::collection::vec(op(), 1..80)) {
@@ -362,4 +470,43 @@ proptest! {
         }
         converge_and_check(&mut network);
     }
+}
+
+#[test]
+fn a_frozen_child_is_failed_by_its_parent_and_its_object_fails_over() {
+    let mut network = Network::new();
+    // Node 3 (under 1) exposes first and is elected; node 2 (under the root) stands by.
+    for op in [Op::Observe(0, 0), Op::Expose(3, 0, 1), Op::Take(3, 0), Op::Take(0, 0)] {
+        network.apply(op);
+        network.drive();
+    }
+    network.apply(Op::Expose(2, 0, 1));
+    network.drive();
+    network.take_all();
+    assert_eq!(network.open_sinks(0), vec![(3, 0)]);
+    // Node 3 freezes while its parent keeps sending to it (states of an object it observes).
+    network.apply(Op::Observe(3, 1));
+    network.apply(Op::Expose(0, 1, 1));
+    network.drive();
+    network.take_all();
+    network.apply(Op::Freeze(2));
+    for _ in 0..(SOCKET_MESSAGES + 2) {
+        let sink = network.nodes[0].sinks.iter().position(|(_, o)| *o == 1).unwrap();
+        network.publish(0, sink);
+        network.drive();
+    }
+    assert!(network.wires[2].blocked, "the parent's transport is blocked by the frozen child");
+    // (The exact instant is pinned in virtual_time.rs; here the silent child may also be failed
+    // by its receive timeout first.)
+    network.drive();
+    assert!(network.wires[2].links.is_some(), "nothing fails before the timeout");
+    // Time passes in small steps: keep-alives flow on the healthy links, not on the frozen one.
+    for _ in 0..(TIMEOUT.as_millis() / 100 + 1) {
+        network.advance(Duration::from_millis(100));
+        network.drive();
+    }
+    assert!(network.wires[0].links.is_some() && network.wires[1].links.is_some(), "healthy links hold");
+    assert!(network.wires[2].links.is_none(), "the frozen child's link failed");
+    network.take_all();
+    assert_eq!(network.open_sinks(0), vec![(2, 0)], "the standby exposes the object");
 }
