@@ -19,6 +19,7 @@ use hashbrown::HashMap;
 use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::engine::{LinkInput, LinkOutput};
+use crate::payload_cache::PayloadCache;
 use crate::state::{DataBytes, DataFormat, DataSynchronized, ObjectState};
 
 /// Messages are cut once they hold this many bytes, so one busy link cannot build huge batches.
@@ -140,6 +141,16 @@ impl LinkCodec {
 
     /// Encodes outputs into transport messages (several if there is much to send).
     pub fn encode(&mut self, outputs: Vec<LinkOutput>, messages: &mut VecDeque<Vec<u8>>) {
+        self.encode_with(outputs, messages, None);
+    }
+
+    /// As [`encode`](Self::encode), taking large payloads from a cache shared between links.
+    pub(crate) fn encode_with(
+        &mut self,
+        outputs: Vec<LinkOutput>,
+        messages: &mut VecDeque<Vec<u8>>,
+        cache: Option<&PayloadCache>,
+    ) {
         let mut batch: Vec<Frame> = Vec::new();
         let mut bytes = 0usize;
         for output in outputs {
@@ -150,7 +161,11 @@ impl LinkCodec {
                         Some(baseline) if baseline.format == state.format => None,
                         _ => Some(state.format.clone()),
                     };
-                    let payload = encode_payload(baseline.as_ref().map(|b| b.data.as_slice()), &state.data);
+                    let base = baseline.as_ref().map(|b| &b.data);
+                    let payload = match cache {
+                        Some(cache) => cache.encode(base, &state.data),
+                        None => encode_payload(base.map(|b| b.as_slice()), &state.data),
+                    };
                     Frame::State { object, version: state.version.clone(), format, payload, synchronized_us_ago }
                 }
             };

@@ -138,6 +138,13 @@ impl Exchange {
         self.shared.run(|inner| inner.waiter_counts())
     }
 
+    /// How many payload encodings this exchange's links took from their shared cache instead of
+    /// encoding again; for tests of fan-out.
+    #[doc(hidden)]
+    pub fn payload_cache_hits(&self) -> u64 {
+        self.shared.payloads().hits()
+    }
+
     /// Runs the engine's self-check ([`Engine::check_invariants`]); for tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {

@@ -79,6 +79,7 @@ pub mod engine;
 mod exchange;
 mod facade;
 mod link;
+mod payload_cache;
 mod sink;
 pub mod snapshot;
 mod state;

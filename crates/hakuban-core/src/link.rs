@@ -172,7 +172,7 @@ impl Link {
             return None;
         }
         // Deltas and encoding happen here, outside the exchange's lock.
-        self.codec.encode(outputs, &mut self.outgoing);
+        self.codec.encode_with(outputs, &mut self.outgoing, Some(self.shared.payloads()));
         self.outgoing.pop_front()
     }
 

@@ -279,3 +279,31 @@ fn large_documents_travel_compressed_then_as_small_deltas() {
         assert_eq!(latest(&mut stream).unwrap().data.as_slice(), changed.as_slice());
     }
 }
+
+#[test]
+fn fan_out_of_a_large_state_is_encoded_once_per_baseline() {
+    let router = Exchange::new();
+    let producer = Exchange::new();
+    let consumers: Vec<Exchange> = (0..4).map(|_| Exchange::new()).collect();
+    let mut wp = connect(&producer, &router);
+    let mut wires: Vec<Wire> = consumers.iter().map(|c| connect(c, &router)).collect();
+    let mut observes: Vec<_> = consumers.iter().map(|c| c.object_observe_contract((["t"], "big")).build()).collect();
+    let mut expose = producer.object_expose_contract((["t"], "big")).build();
+    let mut all: Vec<&mut Wire> = wires.iter_mut().collect();
+    all.push(&mut wp);
+    pump(&mut all);
+    let sink = poll_next(&mut expose).unwrap();
+    let big: Vec<u8> = (0..65_536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    let mut changed = big.clone();
+    changed[30_000] ^= 0xff;
+    sink.publish(ObjectState::new(Arc::new(big)).with_version([1]));
+    pump(&mut all);
+    sink.publish(ObjectState::new(Arc::new(changed.clone())).with_version([2]));
+    pump(&mut all);
+    // Four links, two updates: each update is encoded once and served three times from the cache.
+    assert_eq!(router.payload_cache_hits(), 6);
+    for observe in &mut observes {
+        let mut stream = poll_next(observe).unwrap();
+        assert_eq!(latest(&mut stream).unwrap().data.as_slice(), changed.as_slice());
+    }
+}

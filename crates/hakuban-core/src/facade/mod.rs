@@ -199,6 +199,8 @@ pub(crate) struct Shared {
     pub random: AtomicU64,
     /// Set while an upstream reservation (a connector) owns the right to the upstream.
     upstream_reserved: AtomicBool,
+    /// Encoded payloads shared by the links (fan-out encodes once per baseline).
+    payloads: crate::payload_cache::PayloadCache,
 }
 
 impl Shared {
@@ -208,7 +210,13 @@ impl Shared {
             clock,
             random: AtomicU64::new(seed),
             upstream_reserved: AtomicBool::new(false),
+            payloads: Default::default(),
         }
+    }
+
+    /// The payload encodings shared by this exchange's links.
+    pub fn payloads(&self) -> &crate::payload_cache::PayloadCache {
+        &self.payloads
     }
 
     /// The facade's time (see [`Clock`]).
