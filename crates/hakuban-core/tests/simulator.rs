@@ -404,10 +404,18 @@ impl Network {
 }
 
 fn converge_and_check(network: &mut Network) {
-    for wire in 0..network.wires.len() {
-        network.restore(wire);
+    // A peer thawed after its timeout is failed while the network settles; reconnect until every
+    // link holds (time stands still while settling, so fresh links do not time out).
+    for _ in 0..3 {
+        for wire in 0..network.wires.len() {
+            network.restore(wire);
+        }
+        network.drive();
+        if network.wires.iter().all(|wire| wire.links.is_some()) {
+            break;
+        }
     }
-    network.drive();
+    assert!(network.wires.iter().all(|wire| wire.links.is_some()), "links hold once restored");
     network.take_all();
     network.drive();
     network.take_all();
@@ -460,7 +468,12 @@ fn converge_and_check(network: &mut Network) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // A fixed seed keeps the suite deterministic; PROPTEST_RNG_SEED / PROPTEST_CASES explore more.
+    #![proptest_config(ProptestConfig {
+        cases: 2000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x6861_6b75_6261_6e),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn networks_converge_after_any_history(ops in prop::collection::vec(op(), 1..80)) {

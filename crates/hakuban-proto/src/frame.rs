@@ -283,8 +283,8 @@ mod tests {
             synchronized_us_ago: 0,
         };
         let cases = [
-            (one_frame(&state(vec![0; 65], None)), Collection::Version, 65),
-            (one_frame(&state(vec![0; 3], Some(vec![String::new(); 33]))), Collection::Format, 33),
+            (one_frame(&state(vec![0; 257], None)), Collection::Version, 257),
+            (one_frame(&state(vec![0; 3], Some(vec![String::new(); 65]))), Collection::Format, 65),
             (
                 one_frame(&Frame::DeclareObject { id: 1, tags: vec![String::new(); 257], json: "1".into() }),
                 Collection::Tags,
@@ -310,7 +310,7 @@ mod tests {
             }
         }
         // At the limit, each decodes.
-        assert!(decode_batch(&one_frame(&state(vec![0; 64], Some(vec![String::new(); 32]))), &limits).is_ok());
+        assert!(decode_batch(&one_frame(&state(vec![0; 256], Some(vec![String::new(); 64]))), &limits).is_ok());
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub struct Limits {
     /// Most elements of inner collections (version elements, format entries, tags, load-limit
     /// points) in one message, all frames together. Default 262,144.
     pub max_elements_per_message: usize,
-    /// Most elements of one state's version. Default 64.
+    /// Most elements of one state's version. Default 256. States with longer versions are refused
+    /// by peers with default limits: keep versions short.
     pub max_version_len: usize,
-    /// Most entries of one state's format stack. Default 32.
+    /// Most entries of one state's format stack. Default 64.
     pub max_format_len: usize,
     /// Most tags of one object descriptor. Default 256.
     pub max_tags_per_descriptor: usize,
@@ -42,8 +43,8 @@ impl Default for Limits {
             max_message_bytes: 64 << 20,
             max_frames_per_message: 65_536,
             max_elements_per_message: 1 << 18,
-            max_version_len: 64,
-            max_format_len: 32,
+            max_version_len: 256,
+            max_format_len: 64,
             max_tags_per_descriptor: 256,
             max_load_limit_points: 256,
             max_descriptor_bytes: 64 << 10,

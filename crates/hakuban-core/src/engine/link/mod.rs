@@ -458,16 +458,19 @@ impl Engine {
             return out;
         }
         out.extend(rec.control.drain(..));
+        // Taken all at once (picking one at a time from a hash set rescans it every time); what
+        // the budget leaves goes back.
+        let mut dirty: Vec<ObjectId> = rec.dirty_sending.drain().collect();
         let mut bytes = 0usize;
-        while bytes < max_bytes {
-            let Some(rec) = self.links.get_mut(&link) else { break };
-            let Some(object) = rec.dirty_sending.iter().next().copied() else { break };
-            rec.dirty_sending.remove(&object);
+        let mut taken = 0;
+        while taken < dirty.len() && bytes < max_bytes {
             let before = out.len();
-            self.transmit_state(link, object, now, &mut out);
+            self.transmit_state(link, dirty[taken], now, &mut out);
             bytes += out[before..].iter().map(output_size).sum::<usize>();
+            taken += 1;
         }
         if let Some(rec) = self.links.get_mut(&link) {
+            rec.dirty_sending.extend(dirty.drain(taken..));
             if !out.is_empty() {
                 rec.last_tx = now;
             }
