@@ -4,6 +4,7 @@
 //!   warnings, every test.
 //! * `test`: every test of the workspace (unit, integration, doc).
 //! * `deps`: checks that hakuban-core's normal dependencies contain no runtime or socket crate.
+//! * `header`: regenerates hakuban-ffi's C header (`crates/hakuban-ffi/include/hakuban.h`).
 //! * `bench [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that exist.
 
 use std::process::{Command, ExitCode};
@@ -21,8 +22,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("test") => test(),
         Some("deps") => deps(),
+        Some("header") => header(false),
         Some("bench") => bench(&args[1..]),
-        _ => Err("usage: cargo xtask <ci | test | deps | bench [SCENARIO...]>".to_string()),
+        _ => Err("usage: cargo xtask <ci | test | deps | header | bench [SCENARIO...]>".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,8 +45,38 @@ fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     deps()?;
+    header(true)?;
     docs()?;
     test()
+}
+
+/// Generates the C header from hakuban-ffi's sources; with `check`, fails if the committed one
+/// differs instead of writing it.
+fn header(check: bool) -> Result<(), String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let crate_dir = root.join("crates/hakuban-ffi");
+    let path = crate_dir.join("include/hakuban.h");
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).map_err(|e| format!("cbindgen.toml: {e}"))?;
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&crate_dir)
+        .with_config(config)
+        .generate()
+        .map_err(|e| format!("cbindgen: {e}"))?;
+    let mut generated = Vec::new();
+    bindings.write(&mut generated);
+    let committed = std::fs::read(&path).unwrap_or_default();
+    if check {
+        eprintln!("xtask: checking {} against the code", path.display());
+        if generated != committed {
+            return Err("crates/hakuban-ffi/include/hakuban.h is out of date: run `cargo xtask header`".to_string());
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(crate_dir.join("include")).map_err(|e| e.to_string())?;
+    std::fs::write(&path, generated).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
 }
 
 /// Builds the documentation with every rustdoc warning (broken links included) as an error.
