@@ -59,9 +59,14 @@ const STRICT: &[&str] = &["-Wall", "-Wextra", "-pedantic", "-Werror"];
 
 /// Compiles one C program of tests/c against the header and the shared library.
 fn compile(source: &str) -> PathBuf {
+    compile_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c"), source)
+}
+
+/// Compiles `dir/source` against the header and the shared library.
+fn compile_from(dir: &Path, source: &str) -> PathBuf {
     let lib = built();
     let output = scratch(source.trim_end_matches(".c"));
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(source);
+    let source = dir.join(source);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     run(
         Command::new(cc)
@@ -165,4 +170,28 @@ fn the_c_test_program_passes_under_valgrind() {
 fn the_c_stress_program_passes_under_valgrind() {
     let program = compile("hakuban_stress.c");
     valgrind(&program, &[]);
+}
+
+#[test]
+fn the_c_examples_talk_through_the_router() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/c");
+    let (observer, exposer) = (compile_from(&examples, "observer.c"), compile_from(&examples, "exposer.c"));
+    let router = Router::start();
+    let mut exposer = Command::new(exposer).arg(&router.url).stdout(Stdio::null()).spawn().unwrap();
+    let output = Command::new(observer).arg(&router.url).output().unwrap();
+    assert!(output.status.success(), "observer: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "\"\u{1f980}\"\n");
+    // The exposer leaves once its observer is gone (bounded: a hang fails the test).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = exposer.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = exposer.kill();
+            panic!("the exposer did not leave after its observer did");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
 }
