@@ -44,8 +44,40 @@ fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Longest a compiler or a C program under valgrind may take: a hang (a lost wake-up) fails.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// Waits for `child` to exit; kills it and fails the test if it runs past [`PATIENCE`].
+fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: still running after {PATIENCE:?} (a hang)");
+        }
+        // Checking for an exit, not synchronising: the outcome does not depend on this pause.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn run(command: &mut Command, what: &str) {
-    let output = command.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e} (is it installed?)"));
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e} (is it installed?)"));
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || std::io::read_to_string(&mut stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(&mut stderr).unwrap_or_default());
+    let status = wait_bounded(&mut child, what);
+    let output = std::process::Output {
+        status,
+        stdout: out.join().unwrap().into_bytes(),
+        stderr: err.join().unwrap().into_bytes(),
+    };
     assert!(
         output.status.success(),
         "{what} failed ({}):\n{}\n{}",
@@ -182,16 +214,5 @@ fn the_c_examples_talk_through_the_router() {
     assert!(output.status.success(), "observer: {}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "\"\u{1f980}\"\n");
     // The exposer leaves once its observer is gone (bounded: a hang fails the test).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = exposer.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = exposer.kill();
-            panic!("the exposer did not leave after its observer did");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success());
+    assert!(wait_bounded(&mut exposer, "the exposer").success());
 }

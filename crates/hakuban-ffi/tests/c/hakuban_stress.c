@@ -150,6 +150,71 @@ static void *chaos(void *argument) {
     }
 }
 
+/* Lost wake-ups: two threads ping-pong through two objects with waits that never time out.
+ * Each side publishes version n only after seeing the other's n, so a single lost wake-up
+ * deadlocks the pair (and the harness's timeout fails the run). */
+#define PING_PONGS 2000
+
+struct side {
+    HakubanObjectDescriptor *mine, *theirs;
+    int failed;
+};
+
+static void *ping_pong(void *argument) {
+    struct side *side = argument;
+    HakubanObjectExposeContract *expose = NULL;
+    HakubanObjectObserveContract *observe = NULL;
+    HakubanObjectStateSink *sink = NULL;
+    HakubanObjectStateStream *stream = NULL;
+    if (hakuban_object_expose_contract_new(exchange, side->mine, 1, &expose) != HAKUBAN_OK ||
+        hakuban_object_observe_contract_new(exchange, side->theirs, &observe) != HAKUBAN_OK ||
+        hakuban_object_observe_contract_next(observe, -1, &stream) != HAKUBAN_OK ||
+        hakuban_object_expose_contract_next(expose, -1, &sink) != HAKUBAN_OK) {
+        side->failed = 1;
+    }
+    for (int64_t n = 1; !side->failed && n <= PING_PONGS; n++) {
+        HakubanObjectState *state = NULL;
+        if (hakuban_object_state_new(&n, 1, NULL, 0, NULL, 0, 0, &state) != HAKUBAN_OK ||
+            hakuban_object_state_sink_send(sink, state) != HAKUBAN_OK) {
+            side->failed = 1;
+        }
+        hakuban_object_state_free(state);
+        int64_t seen = 0;
+        while (!side->failed && seen < n) {
+            HakubanObjectState *theirs = NULL;
+            if (hakuban_object_state_stream_next(stream, -1, &theirs) != HAKUBAN_OK) {
+                side->failed = 1;
+                break;
+            }
+            size_t len = 0;
+            const int64_t *version = hakuban_object_state_version(theirs, &len);
+            seen = len == 1 ? version[0] : 0;
+            hakuban_object_state_free(theirs);
+        }
+    }
+    hakuban_object_state_sink_free(sink);
+    hakuban_object_state_stream_free(stream);
+    hakuban_object_observe_contract_free(observe);
+    hakuban_object_expose_contract_free(expose);
+    return NULL;
+}
+
+static int lost_wake_ups(void) {
+    HakubanObjectDescriptor *ping = NULL, *pong = NULL;
+    if (hakuban_object_descriptor_new("\"ping\"", NULL, 0, &ping) != HAKUBAN_OK) return 1;
+    if (hakuban_object_descriptor_new("\"pong\"", NULL, 0, &pong) != HAKUBAN_OK) return 1;
+    struct side a = {ping, pong, 0}, b = {pong, ping, 0};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, ping_pong, &a);
+    pthread_create(&tb, NULL, ping_pong, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    hakuban_object_descriptor_free(ping);
+    hakuban_object_descriptor_free(pong);
+    if (a.failed || b.failed) fprintf(stderr, "ping-pong failed: %s\n", hakuban_last_error_message());
+    return a.failed || b.failed;
+}
+
 int main(void) {
     if (hakuban_exchange_new(&exchange) != HAKUBAN_OK) return 1;
     for (int i = 0; i < OBJECTS; i++) {
@@ -163,6 +228,7 @@ int main(void) {
     for (size_t i = 0; i < WORKERS; i++) pthread_join(workers[i], NULL);
     pthread_join(chaos_thread, NULL);
     for (int i = 0; i < OBJECTS; i++) hakuban_object_descriptor_free(objects[i]);
+    if (lost_wake_ups()) return 1;
     char *snapshot = NULL;
     int leftover = 0;
     if (hakuban_exchange_snapshot_json(exchange, &snapshot) == HAKUBAN_OK) {
@@ -172,6 +238,7 @@ int main(void) {
     }
     hakuban_exchange_free(exchange);
     if (bad_statuses || leftover) return 1;
-    printf("hakuban C API stress: %d workers x %d rounds, no unexpected status\n", WORKERS, ROUNDS);
+    printf("hakuban C API stress: %d workers x %d rounds, no unexpected status; %d blocking ping-pongs\n", WORKERS,
+           ROUNDS, PING_PONGS);
     return 0;
 }

@@ -244,7 +244,15 @@ static void a_wait_ended_from_another_thread(void) {
     hakuban_object_state_stream_free(stream);
     CHECK(pthread_join(thread, NULL) == 0);
     CHECK(waiter.status == HAKUBAN_ENDED);
+    /* The same for a contract: a thread waiting for its next stream is ended by a free. */
+    HakubanObjectObserveContract *mine = NULL;
+    OK(hakuban_object_observe_contract_clone(observe, &mine));
+    HakubanObjectStateStream *next = NULL;
+    CHECK(hakuban_object_observe_contract_next(mine, 0, &next) == HAKUBAN_OK); /* the fresh stream */
+    hakuban_object_state_stream_free(next);
     hakuban_object_observe_contract_free(observe);
+    CHECK(hakuban_object_observe_contract_next(mine, -1, &next) == HAKUBAN_ENDED);
+    hakuban_object_observe_contract_free(mine);
     hakuban_object_descriptor_free(descriptor);
     hakuban_exchange_free(exchange);
 }
