@@ -5,6 +5,8 @@
 //! * `test`: every test of the workspace (unit, integration, doc).
 //! * `deps`: checks that hakuban-core's normal dependencies contain no runtime or socket crate.
 //! * `header`: regenerates hakuban-ffi's C header (`crates/hakuban-ffi/include/hakuban.h`).
+//! * `fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of `fuzz/` for N seconds each
+//!   (default 30; needs the nightly toolchain and `cargo install cargo-fuzz`).
 //! * `bench [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that exist.
 
 use std::process::{Command, ExitCode};
@@ -23,8 +25,12 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("deps") => deps(),
         Some("header") => header(false),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        _ => Err("usage: cargo xtask <ci | test | deps | header | bench [SCENARIO...]>".to_string()),
+        _ => {
+            Err("usage: cargo xtask <ci | test | deps | header | fuzz [--seconds N] [TARGET...] | bench [SCENARIO...]>"
+                .to_string())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +54,43 @@ fn ci() -> Result<(), String> {
     header(true)?;
     docs()?;
     test()
+}
+
+/// The fuzz targets of `fuzz/`.
+const FUZZ_TARGETS: &[&str] = &["decode_batch", "apply_payload", "link_input"];
+
+/// Runs each selected fuzz target for a while; a crash stops with the fuzzer's report (the
+/// input is saved under `fuzz/artifacts/`; turn it into a regression test).
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 30u64;
+    let mut targets = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--seconds" {
+            let value = rest.next().ok_or("--seconds needs a number")?;
+            seconds = value.parse().map_err(|_| format!("--seconds: `{value}` is not a whole number"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg.as_str());
+        } else {
+            return Err(format!("unknown fuzz target `{arg}`; targets: {}", FUZZ_TARGETS.join(", ")));
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    for target in targets {
+        eprintln!("xtask: fuzzing {target} for {seconds} s");
+        let status = Command::new("cargo")
+            .current_dir(&dir)
+            .args(["+nightly", "fuzz", "run", target, "--", &format!("-max_total_time={seconds}")])
+            .status()
+            .map_err(|e| format!("cannot run cargo +nightly fuzz (cargo install cargo-fuzz): {e}"))?;
+        if !status.success() {
+            return Err(format!("fuzz target {target} failed ({status}): see fuzz/artifacts/{target}/"));
+        }
+    }
+    Ok(())
 }
 
 /// Generates the C header from hakuban-ffi's sources; with `check`, fails if the committed one
