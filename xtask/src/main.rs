@@ -15,8 +15,11 @@ use std::process::{Command, ExitCode};
 const FORBIDDEN_CORE_DEPENDENCIES: &[&str] = &["tokio", "async-tungstenite", "tungstenite", "mio"];
 
 /// Benchmark scenarios implemented so far, as (id, package, bench target).
-const BENCHES: &[(&str, &str, &str)] =
-    &[("S1", "hakuban-core", "s1_local_fanout"), ("S2", "hakuban-tokio", "s2_router_pingpong")];
+const BENCHES: &[(&str, &str, &str)] = &[
+    ("S1", "hakuban-core", "s1_local_fanout"),
+    ("S2", "hakuban-tokio", "s2_router_pingpong"),
+    ("S6", "hakuban-tokio", "s6_reconnect"),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -222,7 +225,7 @@ fn bench(selected: &[String]) -> Result<(), String> {
         }
     }
     if ran == 0 {
-        return Err(format!("no implemented scenario among {selected:?}; implemented: S1, S2"));
+        return Err(format!("no implemented scenario among {selected:?}; implemented: S1, S2, S6"));
     }
     Ok(())
 }
