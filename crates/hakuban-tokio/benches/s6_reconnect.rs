@@ -94,7 +94,9 @@ fn variant(outage: Duration, clients: &tokio::runtime::Runtime) {
     let published_by_task = published.clone();
     clients.spawn(async move {
         let mut version = 0i64;
-        while let Some(sink) = expose.next().await {
+        // The first sink keeps applying after reconnections (a held sink is never discarded),
+        // which is what an exposer that ignores revocations does.
+        if let Some(sink) = expose.next().await {
             let mut ticks = tokio::time::interval(Duration::from_millis(1));
             loop {
                 ticks.tick().await;
