@@ -20,6 +20,7 @@ enum Hostile {
     Full(Vec<u8>),
     Compressed { size: u64, data: Vec<u8> },
     Delta { prefix: u64, suffix: u64, middle: Vec<u8> },
+    DeltaCompressed { prefix: u64, suffix: u64, size: u32, data: Vec<u8> },
 }
 
 const LIMIT: usize = 1 << 16;
@@ -36,6 +37,9 @@ fuzz_target!(|input: Input| {
         Hostile::Full(bytes) => Payload::Full(bytes),
         Hostile::Compressed { size, data } => Payload::Compressed { size, data },
         Hostile::Delta { prefix, suffix, middle } => Payload::Delta { prefix, suffix, middle },
+        Hostile::DeltaCompressed { prefix, suffix, size, data } => {
+            Payload::DeltaCompressed { prefix, suffix, size: u64::from(size), data }
+        }
     };
     for base in [None, Some(input.base.as_slice())] {
         if let Ok(rebuilt) = apply_payload(base, hostile.clone(), LIMIT) {

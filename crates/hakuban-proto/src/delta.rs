@@ -1,6 +1,7 @@
 //! State payloads on the wire: full bytes (zstd-compressed when that pays), or a delta against the
 //! previous state of the same channel that keeps the common prefix and suffix and carries only
-//! the changed middle.
+//! the changed middle, itself zstd-compressed against the previous middle when that is large
+//! (edits scattered across a large state: the first and the last record of a document).
 //!
 //! Most updates change a small region of a large state (one field of a JSON document), so
 //! trimming the common ends costs two memory comparisons and leaves a handful of bytes; full
@@ -33,6 +34,7 @@ pub enum Payload {
         data: Vec<u8>,
     },
     /// The previous state's first `prefix` bytes, then `middle`, then its last `suffix` bytes.
+    #[doc(alias = "prefix-suffix delta")]
     Delta {
         /// Bytes kept from the start of the previous state.
         prefix: u64,
@@ -42,6 +44,61 @@ pub enum Payload {
         #[serde(with = "serde_bytes")]
         middle: Vec<u8>,
     },
+    /// As `Delta`, with the new middle (`size` bytes) zstd-compressed using the previous state's
+    /// middle as a referenced prefix and long-distance matching, so that a large middle which is
+    /// mostly the old one costs a few dozen bytes. `data` is a zstd frame without its 4-byte
+    /// magic number.
+    DeltaCompressed {
+        /// Bytes kept from the start of the previous state.
+        prefix: u64,
+        /// Bytes kept from the end of the previous state.
+        suffix: u64,
+        /// Length of the new middle once decompressed.
+        size: u64,
+        /// The zstd frame, magic number removed.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// The 4 bytes every zstd frame starts with (left out on the wire).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Largest window a compressed delta may use (its prefix plus its middle): 128 MiB.
+const MAX_WINDOW_LOG: u32 = 27;
+
+/// `middle` compressed against `reference` (see [`Payload::DeltaCompressed`]), without the magic.
+fn compress_against(reference: &[u8], middle: &[u8]) -> Option<Vec<u8>> {
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let span = reference.len().saturating_add(middle.len()).max(1024);
+    let window_log = (usize::BITS - (span - 1).leading_zeros()).min(MAX_WINDOW_LOG);
+    let mut cctx = CCtx::try_create()?;
+    cctx.set_parameter(CParameter::CompressionLevel(1)).ok()?;
+    cctx.set_parameter(CParameter::WindowLog(window_log)).ok()?;
+    cctx.set_parameter(CParameter::EnableLongDistanceMatching(true)).ok()?;
+    cctx.set_parameter(CParameter::ContentSizeFlag(false)).ok()?;
+    cctx.set_parameter(CParameter::ChecksumFlag(false)).ok()?;
+    cctx.ref_prefix(reference).ok()?;
+    // Only worth it well under the raw middle: stop once the output would not be.
+    let mut out = Vec::with_capacity(middle.len() / 8 + 64);
+    cctx.compress2(&mut out, middle).ok()?;
+    out.strip_prefix(&ZSTD_MAGIC).map(<[u8]>::to_vec)
+}
+
+/// The inverse of [`compress_against`], refusing more than `size` bytes.
+fn decompress_against(reference: &[u8], data: &[u8], size: usize) -> Result<Vec<u8>, DecodeError> {
+    use zstd::zstd_safe::{DCtx, DParameter};
+    let bad = |what: &str| DecodeError::BadDelta(format!("compressed delta: {what}"));
+    let mut dctx = DCtx::try_create().ok_or_else(|| bad("no decompression context"))?;
+    dctx.set_parameter(DParameter::WindowLogMax(MAX_WINDOW_LOG)).map_err(|_| bad("window"))?;
+    dctx.ref_prefix(reference).map_err(|_| bad("reference"))?;
+    let frame = [&ZSTD_MAGIC[..], data].concat();
+    // Decoded straight into a buffer of the announced size: zstd refuses to write past it.
+    let mut out = Vec::with_capacity(size);
+    dctx.decompress(&mut out, &frame).map_err(|code| bad(zstd::zstd_safe::get_error_name(code)))?;
+    if out.len() != size {
+        return Err(bad(&format!("{} bytes, not the {size} announced", out.len())));
+    }
+    Ok(out)
 }
 
 /// The payload carrying `new` to a receiver that holds `base` (or nothing).
@@ -50,10 +107,26 @@ pub fn encode_payload(base: Option<&[u8]>, new: &[u8]) -> Payload {
     let limit = base.len().min(new.len());
     let prefix = base.iter().zip(new).take_while(|(a, b)| a == b).count();
     let suffix = base.iter().rev().zip(new.iter().rev()).take(limit - prefix).take_while(|(a, b)| a == b).count();
+    let middle = &new[prefix..new.len() - suffix];
+    let reference = &base[prefix..base.len() - suffix];
+    // A large middle (a scattered edit) is compressed against the old one; kept when it is a
+    // clear win over the raw middle (an unrelated new state is left to the full payload).
+    if middle.len() >= COMPRESS_FROM
+        && !reference.is_empty()
+        && let Some(data) = compress_against(reference, middle)
+        && data.len() < middle.len() / 8
+    {
+        return Payload::DeltaCompressed {
+            prefix: prefix as u64,
+            suffix: suffix as u64,
+            size: middle.len() as u64,
+            data,
+        };
+    }
     if prefix + suffix < MIN_SAVING {
         return full(new);
     }
-    Payload::Delta { prefix: prefix as u64, suffix: suffix as u64, middle: new[prefix..new.len() - suffix].to_vec() }
+    Payload::Delta { prefix: prefix as u64, suffix: suffix as u64, middle: middle.to_vec() }
 }
 
 /// The whole of `data`, compressed when large enough and worth it.
@@ -89,29 +162,51 @@ pub fn apply_payload(base: Option<&[u8]>, payload: Payload, max_bytes: usize) ->
             Ok(bytes)
         }
         Payload::Delta { prefix, suffix, middle } => {
-            let base = base.ok_or_else(|| DecodeError::BadDelta("delta without a previous state".into()))?;
-            let (prefix, suffix) = (usize::try_from(prefix), usize::try_from(suffix));
-            let (Ok(prefix), Ok(suffix)) = (prefix, suffix) else {
-                return Err(DecodeError::BadDelta("delta bounds overflow".into()));
-            };
-            let kept = prefix.checked_add(suffix).filter(|kept| *kept <= base.len());
-            let Some(kept) = kept else {
-                return Err(DecodeError::BadDelta(format!(
-                    "delta keeps {prefix}+{suffix} bytes of a {}-byte state",
-                    base.len()
-                )));
-            };
-            let size = kept.saturating_add(middle.len());
-            if size > max_bytes {
-                return Err(DecodeError::BadDelta(format!("patched payload of {size} bytes over the limit")));
-            }
-            let mut out = Vec::with_capacity(size);
-            out.extend_from_slice(&base[..prefix]);
-            out.extend_from_slice(&middle);
-            out.extend_from_slice(&base[base.len() - suffix..]);
-            Ok(out)
+            let (base, prefix, suffix) = delta_bounds(base, prefix, suffix, middle.len() as u64, max_bytes)?;
+            Ok(patch(base, prefix, suffix, &middle))
+        }
+        Payload::DeltaCompressed { prefix, suffix, size, data } => {
+            let (base, prefix, suffix) = delta_bounds(base, prefix, suffix, size, max_bytes)?;
+            // Bounded by the check above: `size` fits the limit with what is kept.
+            let size = usize::try_from(size).map_err(|_| DecodeError::BadDelta("delta size overflow".into()))?;
+            let middle = decompress_against(&base[prefix..base.len() - suffix], &data, size)?;
+            Ok(patch(base, prefix, suffix, &middle))
         }
     }
+}
+
+/// Checks a delta's bounds against its base and the limit: the base, prefix and suffix to keep.
+fn delta_bounds(
+    base: Option<&[u8]>,
+    prefix: u64,
+    suffix: u64,
+    middle: u64,
+    max_bytes: usize,
+) -> Result<(&[u8], usize, usize), DecodeError> {
+    let base = base.ok_or_else(|| DecodeError::BadDelta("delta without a previous state".into()))?;
+    let (Ok(prefix), Ok(suffix)) = (usize::try_from(prefix), usize::try_from(suffix)) else {
+        return Err(DecodeError::BadDelta("delta bounds overflow".into()));
+    };
+    let Some(kept) = prefix.checked_add(suffix).filter(|kept| *kept <= base.len()) else {
+        return Err(DecodeError::BadDelta(format!(
+            "delta keeps {prefix}+{suffix} bytes of a {}-byte state",
+            base.len()
+        )));
+    };
+    let size = u64::try_from(kept).unwrap_or(u64::MAX).saturating_add(middle);
+    if size > u64::try_from(max_bytes).unwrap_or(u64::MAX) {
+        return Err(DecodeError::BadDelta(format!("patched payload of {size} bytes over the limit")));
+    }
+    Ok((base, prefix, suffix))
+}
+
+/// `base`'s first `prefix` bytes, `middle`, `base`'s last `suffix` bytes.
+fn patch(base: &[u8], prefix: usize, suffix: usize, middle: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(prefix + middle.len() + suffix);
+    out.extend_from_slice(&base[..prefix]);
+    out.extend_from_slice(middle);
+    out.extend_from_slice(&base[base.len() - suffix..]);
+    out
 }
 
 #[cfg(test)]
@@ -128,6 +223,73 @@ mod tests {
         let payload = encode_payload(Some(&old), &new);
         assert!(matches!(&payload, Payload::Delta { middle, .. } if middle.len() == 1));
         assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
+    }
+
+    /// BENCHMARKS.md S5's document: 10,000 records, about 1 MiB.
+    fn records(first: u32, last: u32) -> Vec<u8> {
+        let mut out = b"[".to_vec();
+        for i in 0..10_000u32 {
+            let value = if i == 0 {
+                first
+            } else if i == 9_999 {
+                last
+            } else {
+                i % 7
+            };
+            if i > 0 {
+                out.push(b',');
+            }
+            let record = format!(
+                "{{\"id\":{i},\"name\":\"record number {i}\",\"group\":\"group {}\",\"tags\":[\"a\",\"b\"],\"value\":{value}}}",
+                i % 100
+            );
+            out.extend_from_slice(record.as_bytes());
+        }
+        out.push(b']');
+        out
+    }
+
+    #[test]
+    fn an_edit_of_the_first_and_the_last_record_costs_a_few_dozen_bytes() {
+        let old = records(0, 0);
+        assert!(old.len() > 800_000, "{} bytes", old.len());
+        let new = records(1, 1);
+        let payload = encode_payload(Some(&old), &new);
+        let Payload::DeltaCompressed { data, .. } = &payload else { panic!("not a compressed delta: {payload:?}") };
+        // The whole frame on the wire, state header included: 109 bytes here (zstd spends about
+        // a dozen per 128 KiB block on an 840 KiB middle), where the raw middle was 840 KiB.
+        let frame = crate::Frame::State {
+            object: 1,
+            version: vec![2],
+            format: None,
+            payload: payload.clone(),
+            synchronized_us_ago: 0,
+        };
+        let wire = crate::encode_batch(&[frame]).len();
+        assert!(wire <= 128, "{wire} bytes on the wire ({} of zstd)", data.len());
+        assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
+    }
+
+    #[test]
+    fn compressed_deltas_are_bounded_and_checked() {
+        let old = records(0, 0);
+        let new = records(5, 5);
+        let Payload::DeltaCompressed { prefix, suffix, size, data } = encode_payload(Some(&old), &new) else {
+            panic!("not a compressed delta")
+        };
+        // Announcing a smaller or larger middle than the frame holds is refused.
+        for wrong in [size - 1, size + 1] {
+            let payload = Payload::DeltaCompressed { prefix, suffix, size: wrong, data: data.clone() };
+            assert!(apply_payload(Some(&old), payload, usize::MAX).is_err(), "size {wrong}");
+        }
+        // Over the limit, refused before decompressing.
+        let payload = Payload::DeltaCompressed { prefix, suffix, size, data: data.clone() };
+        assert!(apply_payload(Some(&old), payload, old.len() / 2).is_err());
+        // Against another base, or with garbage, an error and never a panic.
+        let payload = Payload::DeltaCompressed { prefix, suffix, size, data: data.clone() };
+        assert!(apply_payload(Some(&new[..new.len() / 2]), payload, usize::MAX).is_err());
+        let garbage = Payload::DeltaCompressed { prefix: 0, suffix: 0, size: 10, data: vec![1, 2, 3] };
+        assert!(apply_payload(Some(b"0123456789"), garbage, usize::MAX).is_err());
     }
 
     #[test]
