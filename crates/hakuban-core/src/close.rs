@@ -42,6 +42,10 @@ pub enum CloseReason {
     /// The peer took none of our bytes for this long (the link's timeout): it stopped reading.
     #[error("peer took none of our bytes for {0:?}")]
     WriteTimeout(Duration),
+    /// The peer's hello did not arrive within this long of the link opening (a connection that
+    /// only holds a slot).
+    #[error("no hello within {0:?}")]
+    HelloTimeout(Duration),
     /// The peer closed the link, saying why (empty if it did not).
     #[error("peer closed the link{}{}", if .0.is_empty() { "" } else { ": " }, .0)]
     PeerClosed(String),
@@ -79,8 +83,8 @@ impl CloseReason {
         )
     }
 
-    /// `true` for the two timeouts: the peer stopped answering or stopped reading.
+    /// `true` for the timeouts: the peer stopped answering, stopped reading, or never said hello.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, CloseReason::ReceiveTimeout(_) | CloseReason::WriteTimeout(_))
+        matches!(self, CloseReason::ReceiveTimeout(_) | CloseReason::WriteTimeout(_) | CloseReason::HelloTimeout(_))
     }
 }

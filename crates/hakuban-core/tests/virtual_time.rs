@@ -236,3 +236,23 @@ fn periodic_rebalancing_moves_objects_to_a_newly_arrived_exposer() {
     assert_eq!(a + b, 10, "every object has exactly one exposer");
     assert!(a.abs_diff(b) <= 2, "load spread to within the threshold: {a} and {b}");
 }
+
+#[test]
+fn a_peer_that_never_says_hello_is_closed_at_the_hello_timeout() {
+    let clock = VirtualClock::new();
+    let router = clock.exchange();
+    let config = LinkConfig {
+        hello_timeout: Duration::from_secs(3),
+        ..config(Duration::from_secs(3600), Duration::from_secs(1))
+    };
+    let mut link = router.open_link(LinkRole::Downstream, config).unwrap();
+    let opened = clock.now();
+    let mut now = opened;
+    while let Some(deadline) = link.poll_timeout() {
+        now = deadline;
+        link.handle_timeout(now);
+        while link.poll_transmit(now).is_some() {}
+    }
+    assert_eq!(now, opened + Duration::from_secs(3), "keep-alives go out meanwhile, but the hello never came");
+    assert_eq!(link.closed_reason(), Some(CloseReason::HelloTimeout(Duration::from_secs(3))));
+}

@@ -160,3 +160,57 @@ async fn states_for_channels_that_do_not_exist() {
     pair.check(101).await;
     router.exit();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_limit_are_refused_until_one_closes() {
+    let router = Router::start("name=router,max-connections-per-address=5", &[]);
+    let mut pair = HealthyPair::start(&router).await;
+    pair.check(1).await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(raw_websocket(&router).await);
+    }
+    // The sixth from this address: the router closes the socket before the WebSocket handshake.
+    let socket = tokio::net::TcpStream::connect(router.address()).await.unwrap();
+    let handshake = async_tungstenite::tokio::client_async(router.url.as_str(), socket);
+    let refused = tokio::time::timeout(common::PATIENCE, handshake).await.expect("answered at once");
+    assert!(refused.is_err(), "over the limit, no WebSocket");
+    common::eventually(|| router.log_lines("too many connections").len() == 1).await;
+    pair.check(2).await;
+    // A place freed is a place taken.
+    drop(idle.pop());
+    // The router frees the place when it notices the close: retried, bounded (10 s) by the test.
+    let mut accepted = None;
+    for _ in 0..500 {
+        let socket = tokio::net::TcpStream::connect(router.address()).await.unwrap();
+        if let Ok((ws, _)) = async_tungstenite::tokio::client_async(router.url.as_str(), socket).await {
+            accepted = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(accepted.is_some(), "the freed place is given to a new connection");
+    pair.check(3).await;
+    router.exit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_says_hello_is_dropped_at_the_hello_timeout() {
+    let router = Router::start("name=router,hello-timeout=500ms", &[]);
+    let mut pair = HealthyPair::start(&router).await;
+    let (mut ws, local) = raw_websocket(&router).await;
+    // Say nothing; the router closes with the hello timeout's code.
+    let wait = async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| f.code);
+            }
+        }
+        None
+    };
+    let code = tokio::time::timeout(common::PATIENCE, wait).await.expect("the router closes it");
+    assert_eq!(code, Some(CloseCode::Library(4002)));
+    common::eventually(|| router.log_lines(&local).iter().any(|line| line.contains("no hello within"))).await;
+    pair.check(1).await;
+    router.exit();
+}

@@ -14,9 +14,6 @@ use crate::WebsocketError;
 use crate::params::ConnectionParameters;
 use crate::transport::drive;
 
-/// How long a new connection may take to complete its WebSocket handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// One accepted connection, as [`WebsocketListener::snapshot`] shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DownstreamConnectionSnapshot {
@@ -114,10 +111,17 @@ async fn accept_loop(
     parameters: ConnectionParameters,
     registry: Arc<Registry>,
 ) {
+    let admission = Arc::new(admission::Admission::new(&parameters));
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                tokio::spawn(serve(socket, peer, exchange.clone(), parameters.clone(), registry.clone()));
+                // Over a limit: the socket is closed at once, before any handshake work.
+                let Some(ticket) = admission.admit(peer.ip()) else { continue };
+                let serving = serve(socket, peer, exchange.clone(), parameters.clone(), registry.clone());
+                tokio::spawn(async move {
+                    serving.await;
+                    drop(ticket);
+                });
             }
             Err(error) => {
                 // Out of descriptors and the like: wait a little instead of spinning or dying.
@@ -140,7 +144,7 @@ async fn serve(
     let ws_config = crate::transport::websocket_config(&config.limits);
     let (socket, wrote) = crate::progress::Progress::new(socket);
     let handshake = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config));
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let ws = match tokio::time::timeout(parameters.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
             tracing::warn!(%peer, %error, "WebSocket handshake failed");
@@ -228,6 +232,87 @@ mod registry {
         fn drop(&mut self) {
             if let Ok(mut entries) = self.registry.entries.lock() {
                 entries.retain(|entry| entry.id != self.id);
+            }
+        }
+    }
+}
+
+/// Connection limits of a listener: in total and per source address.
+mod admission {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::{Duration, Instant};
+
+    use crate::params::ConnectionParameters;
+
+    #[derive(Default)]
+    struct Counts {
+        total: usize,
+        by_address: HashMap<IpAddr, usize>,
+        last_warning: Option<Instant>,
+        refused_since_warning: u64,
+    }
+
+    /// Counts open connections; refuses those over `max-connections` or
+    /// `max-connections-per-address`.
+    pub(super) struct Admission {
+        max_total: usize,
+        max_per_address: usize,
+        counts: Arc<Mutex<Counts>>,
+    }
+
+    /// One admitted connection; dropping it gives its place back.
+    pub(super) struct Ticket {
+        address: IpAddr,
+        counts: Arc<Mutex<Counts>>,
+    }
+
+    impl Admission {
+        pub fn new(parameters: &ConnectionParameters) -> Self {
+            Admission {
+                max_total: parameters.max_connections,
+                max_per_address: parameters.max_connections_per_address,
+                counts: Arc::default(),
+            }
+        }
+
+        /// A place for a connection from `address`, or `None` (logged at most once a second).
+        pub fn admit(&self, address: IpAddr) -> Option<Ticket> {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            let from_address = counts.by_address.get(&address).copied().unwrap_or(0);
+            if counts.total >= self.max_total || from_address >= self.max_per_address {
+                counts.refused_since_warning += 1;
+                if counts.last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!(
+                        peer = %address,
+                        open = counts.total,
+                        from_address,
+                        max_connections = self.max_total,
+                        max_connections_per_address = self.max_per_address,
+                        refused = counts.refused_since_warning,
+                        "connection refused: too many connections"
+                    );
+                    counts.last_warning = Some(Instant::now());
+                    counts.refused_since_warning = 0;
+                }
+                return None;
+            }
+            counts.total += 1;
+            *counts.by_address.entry(address).or_insert(0) += 1;
+            Some(Ticket { address, counts: self.counts.clone() })
+        }
+    }
+
+    impl Drop for Ticket {
+        fn drop(&mut self) {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            counts.total = counts.total.saturating_sub(1);
+            if let Some(count) = counts.by_address.get_mut(&self.address) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.by_address.remove(&self.address);
+                }
             }
         }
     }

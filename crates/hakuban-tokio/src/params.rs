@@ -24,6 +24,16 @@ pub struct ConnectionParameters {
     pub max_declarations: Option<usize>,
     /// `max-message-bytes`: largest message accepted from a peer.
     pub max_message_bytes: Option<usize>,
+    /// `hello-timeout`: the peer's hello must arrive within this long (default 10 s).
+    pub hello_timeout: Duration,
+    /// `handshake-timeout`: a listener drops a connection that has not completed its WebSocket
+    /// handshake within this long (default 10 s).
+    pub handshake_timeout: Duration,
+    /// `max-connections`: a listener refuses connections beyond this many open (default 100,000).
+    pub max_connections: usize,
+    /// `max-connections-per-address`: a listener refuses connections beyond this many open from
+    /// one IP address (default 10,000).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ConnectionParameters {
@@ -36,6 +46,10 @@ impl Default for ConnectionParameters {
             load_limit: Vec::new(),
             max_declarations: None,
             max_message_bytes: None,
+            hello_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            max_connections_per_address: 10_000,
         }
     }
 }
@@ -67,6 +81,12 @@ impl ConnectionParameters {
                     parameters.max_message_bytes =
                         Some(value.parse().map_err(|_| format!("max-message-bytes must be a number, not `{value}`"))?)
                 }
+                "hello-timeout" => parameters.hello_timeout = parse_duration(value)?,
+                "handshake-timeout" => parameters.handshake_timeout = parse_duration(value)?,
+                "max-connections" => parameters.max_connections = parse_count("max-connections", value)?,
+                "max-connections-per-address" => {
+                    parameters.max_connections_per_address = parse_count("max-connections-per-address", value)?
+                }
                 other => return Err(format!("unknown connection parameter `{other}`")),
             }
         }
@@ -86,9 +106,18 @@ impl ConnectionParameters {
             name: self.name.clone().unwrap_or_else(|| default_name.to_string()),
             timeout: self.timeout,
             keep_alive: self.keep_alive,
+            hello_timeout: self.hello_timeout,
             load_limit: self.load_limit.clone(),
             limits,
         }
+    }
+}
+
+/// A whole number of at least 1.
+fn parse_count(name: &str, value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(format!("{name} must be a whole number of at least 1, not `{value}`")),
     }
 }
 
@@ -144,11 +173,27 @@ mod tests {
         let bare = ConnectionParameters::parse(Some("load-limit=3,timeout=2")).unwrap_or_default();
         assert_eq!(bare.load_limit, vec![LoadLimitPoint { after_seconds: 0.0, limit: 3 }]);
         assert_eq!(bare.timeout, Duration::from_secs(2));
+        let limits = ConnectionParameters::parse(Some(
+            "hello-timeout=3s,handshake-timeout=4s,max-connections=7,max-connections-per-address=2",
+        ))
+        .unwrap_or_default();
+        assert_eq!((limits.hello_timeout, limits.handshake_timeout), (Duration::from_secs(3), Duration::from_secs(4)));
+        assert_eq!((limits.max_connections, limits.max_connections_per_address), (7, 2));
+        assert_eq!(limits.link_config("x").hello_timeout, Duration::from_secs(3));
     }
 
     #[test]
     fn refuses_what_it_does_not_understand() {
-        for bad in ["timeout", "colour=blue", "timeout=soon", "nodelay=maybe", "load-limit=a:b", "timeout=-1s"] {
+        for bad in [
+            "timeout",
+            "colour=blue",
+            "timeout=soon",
+            "nodelay=maybe",
+            "load-limit=a:b",
+            "timeout=-1s",
+            "max-connections=0",
+            "max-connections-per-address=many",
+        ] {
             assert!(ConnectionParameters::parse(Some(bad)).is_err(), "{bad} accepted");
         }
         assert_eq!(ConnectionParameters::parse(None), Ok(ConnectionParameters::default()));

@@ -43,6 +43,7 @@ pub(crate) fn close_code(reason: &CloseReason) -> CloseCode {
         // Application codes (4000-4999), documented in docs/protocol.md.
         CloseReason::ReceiveTimeout(_) => CloseCode::Library(4000),
         CloseReason::WriteTimeout(_) => CloseCode::Library(4001),
+        CloseReason::HelloTimeout(_) => CloseCode::Library(4002),
         CloseReason::ConnectionLost(_) => CloseCode::Away,
         _ => CloseCode::Normal,
     }

@@ -47,6 +47,8 @@ pub struct LinkConfig {
     /// A keep-alive is sent after this long without sending anything. Default 60 s; keep it
     /// below the peer's timeout.
     pub keep_alive: Duration,
+    /// The peer's hello must arrive within this long of the link opening. Default 10 s.
+    pub hello_timeout: Duration,
     /// Load-limit schedule sent to the parent (upstream links only; empty: unlimited).
     pub load_limit: Vec<LoadLimitPoint>,
     /// Bounds on what the peer may send.
@@ -59,6 +61,7 @@ impl Default for LinkConfig {
             name: "hakuban".to_string(),
             timeout: Duration::from_secs(120),
             keep_alive: Duration::from_secs(60),
+            hello_timeout: Duration::from_secs(10),
             load_limit: Vec::new(),
             limits: hakuban_proto::Limits::default(),
         }
@@ -173,6 +176,7 @@ pub(crate) struct LinkRec {
     pub load_limit: Vec<(Instant, f64)>,
     /// Parent side: Σ 1/capacity over the objects assigned to this child.
     pub load: f64,
+    pub opened_at: Instant,
     pub last_rx: Instant,
     pub last_tx: Instant,
     /// Since when the transport has been unable to hand our bytes to the peer.
@@ -256,6 +260,7 @@ impl Engine {
                 hello_received: false,
                 load_limit: Vec::new(),
                 load: 0.0,
+                opened_at: now,
                 last_rx: now,
                 last_tx: now,
                 write_blocked_since: None,
@@ -563,7 +568,8 @@ impl Engine {
         let timeout = rec.last_rx.checked_add(rec.config.timeout);
         let keep_alive = rec.last_tx.checked_add(rec.config.keep_alive);
         let write = rec.write_blocked_since.and_then(|at| at.checked_add(rec.config.timeout));
-        [timeout, keep_alive, write].into_iter().flatten().min()
+        let hello = if rec.hello_received { None } else { rec.opened_at.checked_add(rec.config.hello_timeout) };
+        [timeout, keep_alive, write, hello].into_iter().flatten().min()
     }
 
     /// Handles the link's deadlines: a silent peer closes the link; an idle link gets a
@@ -575,6 +581,11 @@ impl Engine {
         }
         let due =
             |since: Option<Instant>| since.and_then(|at| at.checked_add(rec.config.timeout)).is_some_and(|d| now >= d);
+        if !rec.hello_received && rec.opened_at.checked_add(rec.config.hello_timeout).is_some_and(|d| now >= d) {
+            let reason = CloseReason::HelloTimeout(rec.config.hello_timeout);
+            self.close_link(link, reason, now);
+            return;
+        }
         if due(rec.write_blocked_since) {
             let reason = CloseReason::WriteTimeout(rec.config.timeout);
             self.close_link(link, reason, now);
