@@ -4,6 +4,9 @@
 //! round trips, then 20,000 measured. Prints one JSON line per run: round trips per second and
 //! RTT percentiles in microseconds. Run with `cargo xtask bench S2`.
 //!
+//! With `HAKUBAN_ROUTER_URL` set, the clients use that router instead (a real `hakuban-router`
+//! process, to compare builds of it).
+//!
 //! S0 runs first in the same process, as the floor: two clients ping-pong 32-byte messages
 //! through a plain TCP byte relay (its own thread, nothing but copying), 20,000 round trips; S2's
 //! p50 is reported as a ratio to S0's.
@@ -91,7 +94,7 @@ fn main() {
     let listener = router_runtime
         .block_on(WebsocketListener::new(router_exchange.clone(), "ws://127.0.0.1:0#nodelay=true"))
         .unwrap();
-    let url = listener.url().to_string();
+    let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| listener.url().to_string());
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for _ in 0..runs {
         let (floor_p50, floor_rate) = s0_floor();
