@@ -24,6 +24,21 @@ fn help_and_version_work() {
 }
 
 #[test]
+fn every_option_in_help_is_documented_in_operations_md() {
+    let help = String::from_utf8_lossy(&router(&["--help"]).stdout).to_string();
+    let operations = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md")).unwrap();
+    let options: Vec<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches(','))
+        .collect();
+    assert!(options.len() >= 7, "options found in --help: {options:?}");
+    for option in options {
+        assert!(operations.contains(&format!("`{option}")), "docs/operations.md does not describe {option}");
+    }
+}
+
+#[test]
 fn bad_options_fail_with_one_clear_line() {
     for args in [
         &["--threads", "0"][..],
