@@ -84,13 +84,32 @@ fn websocket_failure(error: WebsocketError) -> Failure {
     Failure::new(status, error.to_string())
 }
 
-fn runtime_of(runtime: &HakubanRuntime) -> Result<(&tokio::runtime::Runtime, Arc<RuntimeOwner>), Failure> {
-    let owner = runtime.owner.clone();
+/// The arguments every transport constructor takes, checked: the runtime (and a share of it for
+/// the transport to keep), the exchange and the URL.
+struct TransportArguments<'a> {
+    tokio: &'a tokio::runtime::Runtime,
+    owner: Arc<RuntimeOwner>,
+    exchange: Exchange,
+    url: &'a str,
+}
+
+/// # Safety
+/// As for the transport constructors: live handles, a NUL-terminated `url`, a writable `out`.
+unsafe fn transport_arguments<'a, T>(
+    runtime: *const HakubanRuntime,
+    exchange: *const HakubanExchange,
+    url: *const c_char,
+    out: *mut *mut T,
+) -> Result<TransportArguments<'a>, Failure> {
+    // SAFETY: the caller promises live handles and a NUL-terminated string.
+    let (runtime, exchange, url) =
+        unsafe { (borrow(runtime, "runtime")?, borrow(exchange, "exchange")?, string(url, "url")?) };
+    crate::status::non_null(out, "out")?;
     let tokio = runtime
         .owner
         .handle()
         .ok_or_else(|| Failure::new(HakubanStatus::HakubanInvalidArgument, "runtime is shut down"))?;
-    Ok((tokio, owner))
+    Ok(TransportArguments { tokio, owner: runtime.owner.clone(), exchange: exchange.exchange.clone(), url })
 }
 
 /// Keeps an exchange connected to a router (or any listener): it connects, and reconnects after
@@ -123,16 +142,13 @@ pub unsafe extern "C" fn hakuban_connector_new(
     out: *mut *mut HakubanConnector,
 ) -> HakubanStatus {
     boundary(|| {
-        // SAFETY: the caller promises live handles and a NUL-terminated string.
-        let (runtime, exchange, url) =
-            unsafe { (borrow(runtime, "runtime")?, borrow(exchange, "exchange")?, string(url, "url")?) };
-        crate::status::non_null(out, "out")?;
-        let (tokio, owner) = runtime_of(runtime)?;
+        // SAFETY: the caller's promises are those `transport_arguments` needs.
+        let arguments = unsafe { transport_arguments(runtime, exchange, url, out) }?;
         let connector = {
-            let _inside = tokio.enter();
-            WebsocketConnector::new(exchange.exchange.clone(), url).map_err(websocket_failure)?
+            let _inside = arguments.tokio.enter();
+            WebsocketConnector::new(arguments.exchange, arguments.url).map_err(websocket_failure)?
         };
-        let handle = boxed(HakubanConnector { connector: Some(connector), runtime: owner });
+        let handle = boxed(HakubanConnector { connector: Some(connector), runtime: arguments.owner });
         // SAFETY: `out` is writable (checked not NULL above; the caller promises validity).
         unsafe { write_out(out, handle, "out") }
     })
@@ -177,16 +193,13 @@ pub unsafe extern "C" fn hakuban_listener_new(
     out: *mut *mut HakubanListener,
 ) -> HakubanStatus {
     boundary(|| {
-        // SAFETY: the caller promises live handles and a NUL-terminated string.
-        let (runtime, exchange, url) =
-            unsafe { (borrow(runtime, "runtime")?, borrow(exchange, "exchange")?, string(url, "url")?) };
-        crate::status::non_null(out, "out")?;
-        let (tokio, owner) = runtime_of(runtime)?;
-        let listener =
-            tokio.block_on(WebsocketListener::new(exchange.exchange.clone(), url)).map_err(websocket_failure)?;
+        // SAFETY: the caller's promises are those `transport_arguments` needs.
+        let arguments = unsafe { transport_arguments(runtime, exchange, url, out) }?;
+        let listening = WebsocketListener::new(arguments.exchange, arguments.url);
+        let listener = arguments.tokio.block_on(listening).map_err(websocket_failure)?;
         let text =
             CString::new(listener.url()).map_err(|e| Failure::new(HakubanStatus::HakubanInvalidUrl, e.to_string()))?;
-        let handle = boxed(HakubanListener { listener: Some(listener), url: text, runtime: owner });
+        let handle = boxed(HakubanListener { listener: Some(listener), url: text, runtime: arguments.owner });
         // SAFETY: `out` is writable (checked not NULL above; the caller promises validity).
         unsafe { write_out(out, handle, "out") }
     })

@@ -30,6 +30,14 @@ fn varint(mut n: u64, out: &mut Vec<u8>) {
 async fn refused(router: &Router, message: Vec<u8>) -> CloseCode {
     let (mut ws, _) = raw_websocket(router).await;
     let _ = ws.send(Message::Binary(message.into())).await;
+    close_code(&mut ws).await
+}
+
+/// Waits (bounded) for the router's close frame and returns its code.
+async fn close_code<S>(ws: &mut S) -> CloseCode
+where
+    S: futures::Stream<Item = Result<Message, async_tungstenite::tungstenite::Error>> + Unpin,
+{
     let wait = async {
         while let Some(Ok(message)) = ws.next().await {
             if let Message::Close(frame) = message {
@@ -200,16 +208,7 @@ async fn a_connection_that_never_says_hello_is_dropped_at_the_hello_timeout() {
     let mut pair = HealthyPair::start(&router).await;
     let (mut ws, local) = raw_websocket(&router).await;
     // Say nothing; the router closes with the hello timeout's code.
-    let wait = async {
-        while let Some(Ok(message)) = ws.next().await {
-            if let Message::Close(frame) = message {
-                return frame.map(|f| f.code);
-            }
-        }
-        None
-    };
-    let code = tokio::time::timeout(common::PATIENCE, wait).await.expect("the router closes it");
-    assert_eq!(code, Some(CloseCode::Library(4002)));
+    assert_eq!(close_code(&mut ws).await, CloseCode::Library(4002));
     common::eventually(|| router.log_lines(&local).iter().any(|line| line.contains("no hello within"))).await;
     pair.check(1).await;
     router.exit();
