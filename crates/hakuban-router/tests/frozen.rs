@@ -119,3 +119,42 @@ async fn a_frozen_exposer_process_fails_over_to_a_standby() {
     drop(standby_sink);
     router.exit();
 }
+
+/// A peer that stays connected but never reads: the router's writer blocks on the full socket,
+/// and the router must still end the connection (not only fail its objects over) at its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_disconnected_while_the_router_is_blocked_writing_to_it() {
+    use futures::SinkExt;
+    use hakuban_proto::{DeclarationState, Frame, PROTOCOL_VERSION, encode_batch};
+
+    let router = Router::start("name=router,timeout=2s,keep-alive=500ms", &[]);
+    let feeder = Client::connect(&router.url);
+    let mut big = feeder.exchange.object_expose_contract((["t"], "big")).build();
+    let feeding = tokio::spawn(async move {
+        let sink = next(&mut big).await.unwrap();
+        for version in 1i64.. {
+            sink.publish(ObjectState::new(std::sync::Arc::new(noise(version as u64))).with_version([version]));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let (mut ws, local) = common::peers::raw_websocket(&router).await;
+    let hello =
+        Frame::Hello { version: PROTOCOL_VERSION, name: "reader-never".into(), load_limit: vec![], token: None };
+    let frames = vec![
+        hello,
+        Frame::DeclareObject { id: 1, tags: vec!["\"t\"".into()], json: "\"big\"".into() },
+        Frame::ObjectInterest { object: 1, state: DeclarationState { observe: true, expose: None } },
+    ];
+    ws.send(async_tungstenite::tungstenite::Message::Binary(encode_batch(&frames).into())).await.unwrap();
+    // From now on `ws` is never polled: nothing is read, the socket fills up.
+    common::eventually(|| router.log_lines(&local).iter().any(|line| line.contains("downstream connection ended")))
+        .await;
+    let ended = router.log_lines(&local);
+    assert!(
+        ended.iter().any(|line| line.contains("nothing received") || line.contains("took none")),
+        "ended by a timeout: {ended:?}"
+    );
+    feeding.abort();
+    drop(ws);
+    router.exit();
+}

@@ -130,7 +130,15 @@ where
 
     let timer = async {
         loop {
-            let deadline = lock(&link).poll_timeout();
+            // A link the engine closed (a timeout, our own close) ends the connection here even
+            // if the writer is stuck on a socket the peer does not read.
+            let (deadline, closed) = {
+                let link = lock(&link);
+                (link.poll_timeout(), link.closed_reason())
+            };
+            if let Some(reason) = closed {
+                return reason;
+            }
             let far = now() + Duration::from_secs(3600);
             tokio::select! {
                 () = tokio::time::sleep_until(deadline.unwrap_or(far).into()) => {
@@ -150,7 +158,7 @@ where
     let reason = tokio::select! {
         reason = reader => reason,
         reason = writer => reason,
-        _ = timer => CloseReason::ClosedLocally("timer ended".to_string()),
+        reason = timer => reason,
     };
     // The peer's close is answered as normal; our reasons go in the close frame.
     let code = close_code(&reason);
