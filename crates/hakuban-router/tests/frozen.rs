@@ -124,7 +124,6 @@ async fn a_frozen_exposer_process_fails_over_to_a_standby() {
 /// and the router must still end the connection (not only fail its objects over) at its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_is_disconnected_while_the_router_is_blocked_writing_to_it() {
-    use futures::SinkExt;
     use hakuban_proto::{DeclarationState, Frame, PROTOCOL_VERSION, encode_batch};
 
     let router = Router::start("name=router,timeout=2s,keep-alive=500ms", &[]);
