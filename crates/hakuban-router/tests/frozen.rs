@@ -55,6 +55,21 @@ fn noise(seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Exposes `(["t"], "big")`, a new 64 KiB of noise every millisecond (the scenario's load, not a
+/// wait), until the task is aborted.
+fn feed_big(router: &Router) -> (Client, tokio::task::JoinHandle<()>) {
+    let feeder = Client::connect(&router.url);
+    let mut big = feeder.exchange.object_expose_contract((["t"], "big")).build();
+    let feeding = tokio::spawn(async move {
+        let Some(sink) = next(&mut big).await else { return };
+        for version in 1i64.. {
+            sink.publish(ObjectState::new(std::sync::Arc::new(noise(version as u64))).with_version([version]));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    (feeder, feeding)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_exposer_process_fails_over_to_a_standby() {
     let router = Router::start("name=router,timeout=2s,keep-alive=500ms", &[]);
@@ -83,15 +98,7 @@ async fn a_frozen_exposer_process_fails_over_to_a_standby() {
     assert_eq!(state.json_deserialize::<String>().data, "frozen");
 
     // The large object, updated every millisecond, observed by the process.
-    let feeder = Client::connect(&router.url);
-    let mut big = feeder.exchange.object_expose_contract((["t"], "big")).build();
-    let feeding = tokio::spawn(async move {
-        let sink = next(&mut big).await.unwrap();
-        for version in 1i64.. {
-            sink.publish(ObjectState::new(std::sync::Arc::new(noise(version as u64))).with_version([version]));
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
+    let (_feeder, feeding) = feed_big(&router);
     // A standby exposer; the incumbent keeps the object while it lives.
     let standby = Client::connect(&router.url);
     let mut standby_expose = standby.exchange.object_expose_contract((["t"], "x")).build();
@@ -127,15 +134,7 @@ async fn a_peer_that_never_reads_is_disconnected_while_the_router_is_blocked_wri
     use hakuban_proto::{DeclarationState, Frame, PROTOCOL_VERSION, encode_batch};
 
     let router = Router::start("name=router,timeout=2s,keep-alive=500ms", &[]);
-    let feeder = Client::connect(&router.url);
-    let mut big = feeder.exchange.object_expose_contract((["t"], "big")).build();
-    let feeding = tokio::spawn(async move {
-        let sink = next(&mut big).await.unwrap();
-        for version in 1i64.. {
-            sink.publish(ObjectState::new(std::sync::Arc::new(noise(version as u64))).with_version([version]));
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    });
+    let (_feeder, feeding) = feed_big(&router);
     let (mut ws, local) = common::peers::raw_websocket(&router).await;
     let hello =
         Frame::Hello { version: PROTOCOL_VERSION, name: "reader-never".into(), load_limit: vec![], token: None };
