@@ -49,6 +49,10 @@ pub enum CloseReason {
     /// The peer closed the link, saying why (empty if it did not).
     #[error("peer closed the link{}{}", if .0.is_empty() { "" } else { ": " }, .0)]
     PeerClosed(String),
+    /// The peer's access token is not in our policy (or no longer is, after a reload). Remedy:
+    /// give the peer a valid token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
     /// The connection failed or ended without a close (reset, end of stream, write error).
     #[error("connection lost: {0}")]
     ConnectionLost(String),
@@ -80,6 +84,7 @@ impl CloseReason {
                 | CloseReason::LimitExceeded(_)
                 | CloseReason::TooManyDeclarations { .. }
                 | CloseReason::ProtocolViolation(_)
+                | CloseReason::Unauthorized(_)
         )
     }
 

@@ -69,12 +69,12 @@ impl LinkCodec {
     fn decode_frame(&mut self, frame: Frame, now: Instant, budget: &mut usize) -> Result<LinkInput, CloseReason> {
         let malformed = |what: String| CloseReason::Malformed(hakuban_proto::DecodeError::Malformed(what));
         Ok(match frame {
-            Frame::Hello { version, name, load_limit, token: _ } => {
+            Frame::Hello { version, name, load_limit, token } => {
                 if version != PROTOCOL_VERSION {
                     return Err(CloseReason::VersionMismatch { ours: PROTOCOL_VERSION, theirs: version });
                 }
                 self.hello_seen = true;
-                LinkInput::Hello { name, load_limit }
+                LinkInput::Hello { name, load_limit, token: token.map(crate::access::AccessToken::new) }
             }
             Frame::DeclareObject { id, tags, json } => {
                 let descriptor = ObjectDescriptor::from_json_strings(&tags, &json)
@@ -136,6 +136,12 @@ impl LinkCodec {
             Frame::Synchronized { object, us_ago } => LinkInput::Synchronized(object, us_ago),
             Frame::KeepAlive => LinkInput::KeepAlive,
             Frame::Close { reason } => LinkInput::Close(reason),
+            Frame::ObjectRefused { object, observe, expose, reason } => {
+                LinkInput::ObjectRefused(object, crate::access::Refusal { observe, expose, reason })
+            }
+            Frame::TagRefused { tag, observe, expose, reason } => {
+                LinkInput::TagRefused(tag, crate::access::Refusal { observe, expose, reason })
+            }
         })
     }
 

@@ -115,6 +115,17 @@ impl Exchange {
         self.shared.engine(|engine| engine.rebalance(now, average_interval, threshold, &mut next_random))
     }
 
+    /// Checks children (downstream links) against `policy` from now on: each must present a
+    /// token the policy knows (or be granted the anonymous rights), and its declarations outside
+    /// the token's rights are refused (see [`crate::access`]). Call it again to reload: open
+    /// links are checked anew, keeping what they may still do. `None` lets everyone do all (the
+    /// default).
+    pub fn set_access_policy(&self, policy: Option<crate::access::AccessPolicy>) {
+        let now = self.shared.now();
+        let policy = policy.map(std::sync::Arc::new);
+        self.shared.engine(|engine| engine.set_access_policy(policy, now));
+    }
+
     /// What the exchange holds now: objects, tags, their flags, exposers and cached states.
     pub fn snapshot(&self) -> ExchangeSnapshot {
         let now = self.shared.now();

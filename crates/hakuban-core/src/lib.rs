@@ -71,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 mod close;
 mod codec;
 mod contract;
@@ -86,6 +87,7 @@ mod state;
 mod stream;
 mod stream_ext;
 
+pub use access::{AccessPolicy, AccessToken, Refusal, Rights};
 pub use close::CloseReason;
 pub use codec::LinkCodec;
 pub use contract::{

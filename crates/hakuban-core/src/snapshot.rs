@@ -53,6 +53,9 @@ pub struct ObjectUpstreamLinkSnapshot {
     pub sinks_receiving_from_upstream_count: u64,
     /// Channels sending this object's states upstream (0 or 1).
     pub streams_sending_to_upstream_count: u64,
+    /// What the parent refused of our declaration on this object (its access rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<crate::access::Refusal>,
 }
 
 /// What one downstream link declared for an object.
@@ -107,9 +110,13 @@ pub struct ObjectSnapshot {
     pub data_state: Option<DataStateSnapshot>,
 }
 
-/// What the upstream link knows of a tag (nothing yet beyond its presence).
+/// What the upstream link knows of a tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TagUpstreamLinkSnapshot {}
+pub struct TagUpstreamLinkSnapshot {
+    /// What the parent refused of our declaration on this tag (its access rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<crate::access::Refusal>,
+}
 
 /// What one downstream link declared for a tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

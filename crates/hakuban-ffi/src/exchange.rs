@@ -77,7 +77,7 @@ pub unsafe extern "C" fn hakuban_string_free(text: *mut c_char) {
 fn websocket_failure(error: WebsocketError) -> Failure {
     let status = match &error {
         WebsocketError::InvalidUrl(_) => HakubanStatus::HakubanInvalidUrl,
-        WebsocketError::Bind(_) => HakubanStatus::HakubanIoError,
+        WebsocketError::Bind(_) | WebsocketError::Tls(_) => HakubanStatus::HakubanIoError,
         WebsocketError::UpstreamTaken => HakubanStatus::HakubanUpstreamTaken,
         WebsocketError::NoRuntime => HakubanStatus::HakubanInvalidArgument,
     };

@@ -46,7 +46,7 @@ pub enum Frame {
         /// Load-limit schedule the child asks its parent to respect (empty: unlimited).
         #[serde(deserialize_with = "bounded::load_limit")]
         load_limit: Vec<LoadLimitPoint>,
-        /// Room for an access token; unused so far.
+        /// The child's access token (child to parent; the parent checks it against its policy).
         token: Option<String>,
     },
     /// Binds `id` to an object descriptor: its JSON text and its tags' JSON texts.
@@ -140,6 +140,30 @@ pub enum Frame {
         /// Human-readable reason.
         reason: String,
     },
+    /// Parent to child: the parts of the child's declaration on this object that its access
+    /// rights do not cover were refused and have no effect; both `false` lifts an earlier
+    /// refusal.
+    ObjectRefused {
+        /// Object id (the parent's).
+        object: u32,
+        /// The observe part was refused.
+        observe: bool,
+        /// The expose part was refused.
+        expose: bool,
+        /// Why, for the child's logs and snapshot.
+        reason: String,
+    },
+    /// Parent to child: as [`Frame::ObjectRefused`], for a tag declaration.
+    TagRefused {
+        /// Tag id (the parent's).
+        tag: u32,
+        /// The observe part was refused.
+        observe: bool,
+        /// The expose part was refused.
+        expose: bool,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The frames of one transport message.
@@ -172,6 +196,9 @@ pub fn decode_batch(bytes: &[u8], limits: &Limits) -> Result<Batch, DecodeError>
         let size = match frame {
             Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>(),
             Frame::DeclareTag { json, .. } => json.len(),
+            Frame::ObjectRefused { reason, .. } | Frame::TagRefused { reason, .. } | Frame::Close { reason } => {
+                reason.len()
+            }
             Frame::Hello { name, token, .. } => name.len().max(token.as_ref().map_or(0, String::len)),
             _ => 0,
         };

@@ -24,7 +24,7 @@ pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, en
 pub use limits::Limits;
 
 /// The protocol version this crate speaks; a peer with another version is refused at hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Why bytes from a peer were refused. Every variant closes the link that sent them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

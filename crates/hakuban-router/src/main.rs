@@ -2,8 +2,9 @@
 //!
 //! A WebSocket server that routes Hakuban objects and tags between clients: an exchange, a
 //! listener, optionally a connector to a parent router (making this one a child in the tree),
-//! monitor objects, a debug dump on SIGUSR2 or on any line read from stdin, and a clean exit on
-//! SIGINT, SIGTERM or SIGHUP.
+//! monitor objects, a debug dump on SIGUSR2 or on any line read from stdin, access tokens
+//! (`--auth`, reloaded on SIGUSR1), TLS (`--tls-cert`, `--tls-key`) and a clean exit on SIGINT,
+//! SIGTERM or SIGHUP.
 
 mod monitor;
 
@@ -42,6 +43,40 @@ struct Options {
     /// Load difference needed before an object is moved between downstream exposers.
     #[arg(long, default_value_t = 0.1)]
     rebalance_threshold: f64,
+    /// Access policy (JSON, see docs/security.md): tokens and what each may observe and expose.
+    /// Once given, peers without a known token get the file's anonymous rights (none by
+    /// default). Reloaded on SIGUSR1 without dropping connections.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<std::path::PathBuf>,
+    /// TLS certificate chain (PEM) for a wss:// --bind URL.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) for a wss:// --bind URL.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// File holding the access token this router sends to its parent (--connect).
+    #[arg(long, value_name = "FILE", requires = "connect")]
+    connect_token_file: Option<std::path::PathBuf>,
+}
+
+/// Reads and parses the access policy file.
+fn load_policy(path: &std::path::Path) -> Result<hakuban_tokio::AccessPolicy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--auth {}: {e}", path.display()))?;
+    hakuban_tokio::AccessPolicy::from_json(&text).map_err(|e| format!("--auth {}: {e}", path.display()))
+}
+
+/// `url` with more fragment parameters (`key`, file path); paths may not hold a comma.
+fn with_parameters(url: &str, items: &[(&str, &std::path::Path)]) -> Result<String, String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let mut fragment: Vec<String> =
+        parsed.fragment().filter(|f| !f.is_empty()).map(str::to_string).into_iter().collect();
+    for (key, path) in items {
+        let text = path.to_str().filter(|p| !p.contains(',') && !p.is_empty());
+        let text = text.ok_or_else(|| format!("--{key}: the path must be UTF-8 and hold no comma"))?;
+        fragment.push(format!("{key}={text}"));
+    }
+    parsed.set_fragment(Some(&fragment.join(",")));
+    Ok(parsed.to_string())
 }
 
 fn main() -> ExitCode {
@@ -82,10 +117,38 @@ async fn run(options: Options) -> Result<(), String> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut dump_signal = signal(SignalKind::user_defined2()).map_err(|e| e.to_string())?;
+    let mut reload = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     let exchange = Exchange::new();
-    let listener = Arc::new(WebsocketListener::new(exchange.clone(), &options.bind).await.map_err(|e| e.to_string())?);
+    if let Some(path) = &options.auth {
+        exchange.set_access_policy(Some(load_policy(path)?));
+    }
+    let bind = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => with_parameters(&options.bind, &[("tls-cert", cert), ("tls-key", key)])?,
+        _ => options.bind.clone(),
+    };
+    let listener = Arc::new(WebsocketListener::new(exchange.clone(), &bind).await.map_err(|e| e.to_string())?);
     let connector = match &options.connect {
-        Some(url) => Some(Arc::new(WebsocketConnector::new(exchange.clone(), url).map_err(|e| e.to_string())?)),
+        Some(url) => {
+            let url = match &options.connect_token_file {
+                Some(path) => {
+                    let token = std::fs::read_to_string(path)
+                        .map_err(|e| format!("--connect-token-file {}: {e}", path.display()))?;
+                    let token = token.trim();
+                    if token.is_empty() || token.contains(',') {
+                        return Err(format!("--connect-token-file {}: empty, or holds a comma", path.display()));
+                    }
+                    let mut parsed = url::Url::parse(url).map_err(|e| format!("--connect: {e}"))?;
+                    let fragment = match parsed.fragment().filter(|f| !f.is_empty()) {
+                        Some(existing) => format!("{existing},token={token}"),
+                        None => format!("token={token}"),
+                    };
+                    parsed.set_fragment(Some(&fragment));
+                    parsed.to_string()
+                }
+                None => url.clone(),
+            };
+            Some(Arc::new(WebsocketConnector::new(exchange.clone(), &url).map_err(|e| e.to_string())?))
+        }
         None => None,
     };
     tracing::info!(url = listener.url(), rebalance_threshold = options.rebalance_threshold, "router started");
@@ -116,6 +179,16 @@ async fn run(options: Options) -> Result<(), String> {
             _ = terminate.recv() => { tracing::info!("Got SIGTERM, exiting"); return Ok(()); }
             _ = hangup.recv() => { tracing::info!("Got SIGHUP, exiting"); return Ok(()); }
             _ = dump_signal.recv() => dump(),
+            _ = reload.recv() => match &options.auth {
+                Some(path) => match load_policy(path) {
+                    Ok(policy) => {
+                        exchange.set_access_policy(Some(policy));
+                        tracing::info!(file = %path.display(), "Got SIGUSR1, access policy reloaded");
+                    }
+                    Err(error) => tracing::error!(%error, "Got SIGUSR1, access policy NOT reloaded, the previous one stays"),
+                },
+                None => tracing::info!("Got SIGUSR1, but no --auth file to reload"),
+            },
             line = stdin.next_line(), if stdin_open => match line {
                 Ok(Some(_)) => dump(),
                 Ok(None) | Err(_) => stdin_open = false,

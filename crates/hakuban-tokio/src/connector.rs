@@ -9,7 +9,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use crate::WebsocketError;
-use crate::params::ConnectionParameters;
+use crate::params::{ConnectionParameters, redacted};
+use crate::tls::Socket;
 use crate::transport::drive;
 
 /// First reconnection delay.
@@ -63,11 +64,16 @@ pub struct WebsocketConnectorSnapshot {
     pub url: String,
     /// The connection, while one is up.
     pub upstream_connection: Option<UpstreamConnectionSnapshot>,
+    /// Why the last attempt failed or the last connection ended, when that was an error
+    /// (refused, TLS, unauthorized...); cleared by a connection that stays up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Default)]
 struct Current {
     link: Option<(u64, String)>,
+    last_error: Option<String>,
 }
 
 /// Connects an exchange to its parent and keeps it connected: after any disconnection it
@@ -87,40 +93,49 @@ impl WebsocketConnector {
     /// inside a tokio runtime. Fails on a bad URL or parameter, outside a runtime, or if the
     /// exchange already has an upstream.
     pub fn new(exchange: Exchange, url: &str) -> Result<WebsocketConnector, WebsocketError> {
-        let mut parsed = url::Url::parse(url).map_err(|e| WebsocketError::InvalidUrl(format!("{url}: {e}")))?;
-        match parsed.scheme() {
-            "ws" => {}
-            "wss" => return Err(WebsocketError::InvalidUrl(format!("{url}: wss:// (TLS) is not supported yet"))),
-            other => return Err(WebsocketError::InvalidUrl(format!("{url}: unsupported scheme `{other}`"))),
-        }
+        let shown = redacted(url);
+        let mut parsed = url::Url::parse(url).map_err(|e| WebsocketError::InvalidUrl(format!("{shown}: {e}")))?;
+        let tls = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => return Err(WebsocketError::InvalidUrl(format!("{shown}: unsupported scheme `{other}`"))),
+        };
         let parameters = ConnectionParameters::parse(parsed.fragment()).map_err(WebsocketError::InvalidUrl)?;
         parsed.set_fragment(None);
         let host = parsed.host_str().unwrap_or("localhost").trim_start_matches('[').trim_end_matches(']').to_string();
         let port = parsed.port_or_known_default().unwrap_or(80);
+        let tls = match tls {
+            true => Some((crate::tls::connector(parameters.ca.as_deref())?, crate::tls::server_name(&host)?)),
+            false if parameters.ca.is_some() => {
+                return Err(WebsocketError::InvalidUrl(format!("{shown}: `ca` applies to wss:// URLs only")));
+            }
+            false => None,
+        };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| WebsocketError::NoRuntime)?;
         let reservation = Arc::new(exchange.reserve_upstream().map_err(|_| WebsocketError::UpstreamTaken)?);
         let current = Arc::new(Mutex::new(Current::default()));
         let local_name = parameters.link_config("rust-client").name;
-        let target = Target { request: parsed.to_string(), host, port, parameters };
+        let target = Target { request: parsed.to_string(), host, port, tls, parameters };
         let task = runtime.spawn(connect_forever(reservation.clone(), target, current.clone()));
-        Ok(WebsocketConnector { exchange, url: url.to_string(), local_name, current, reservation, task })
+        Ok(WebsocketConnector { exchange, url: shown, local_name, current, reservation, task })
     }
 
-    /// The URL it connects to.
+    /// The URL it connects to (a `token` parameter's value hidden).
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// The connection, while one is up.
     pub fn snapshot(&self) -> WebsocketConnectorSnapshot {
-        let link = self.current.lock().ok().and_then(|c| c.link.clone());
+        let (link, last_error) =
+            self.current.lock().map(|c| (c.link.clone(), c.last_error.clone())).unwrap_or_default();
         let upstream_connection = link.map(|(id, local_address)| UpstreamConnectionSnapshot {
             upstream_connection_id: id,
             local_address,
             local_name: self.local_name.clone(),
             remote_name: self.exchange.link_info(id).and_then(|info| info.peer_name),
         });
-        WebsocketConnectorSnapshot { url: self.url.clone(), upstream_connection }
+        WebsocketConnectorSnapshot { url: self.url.clone(), upstream_connection, last_error }
     }
 }
 
@@ -143,6 +158,7 @@ struct Target {
     request: String,
     host: String,
     port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
     parameters: ConnectionParameters,
 }
 
@@ -152,7 +168,23 @@ async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, 
     let mut down_since = Instant::now();
     loop {
         let started = Instant::now();
-        match connect_once(&reservation, &target, &current).await {
+        let outcome = connect_once(&reservation, &target, &current).await;
+        let stable = started.elapsed() >= STABLE_AFTER;
+        if let Ok(mut current) = current.lock() {
+            current.link = None;
+            current.last_error = match &outcome {
+                Ok(reason) if reason.is_violation() || reason.is_timeout() || is_refusal(reason) => {
+                    Some(reason.to_string())
+                }
+                Ok(_) if stable => None,
+                Ok(_) => current.last_error.take(),
+                Err(error) => Some(error.clone()),
+            };
+        }
+        match outcome {
+            Ok(reason) if reason.is_violation() || is_refusal(&reason) => {
+                tracing::warn!(url = %target.request, %reason, "upstream connection ended")
+            }
             Ok(reason) => tracing::info!(url = %target.request, %reason, "upstream connection ended"),
             Err(error) => {
                 // Say it loudly once in a while, quietly otherwise: a parent may be down for long.
@@ -164,10 +196,7 @@ async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, 
                 }
             }
         }
-        if let Ok(mut current) = current.lock() {
-            current.link = None;
-        }
-        if started.elapsed() >= STABLE_AFTER {
+        if stable {
             backoff = MIN_BACKOFF;
             down_since = Instant::now();
         }
@@ -176,31 +205,64 @@ async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, 
     }
 }
 
+/// The parent closed the link with a reason of its own (it names a refusal: a policy, a
+/// limit, a violation it saw).
+fn is_refusal(reason: &hakuban_core::CloseReason) -> bool {
+    matches!(reason, hakuban_core::CloseReason::PeerClosed(text) if !text.is_empty())
+}
+
+/// A failed WebSocket handshake, with the body of an HTTP refusal (the listener says why).
+fn handshake_error(error: async_tungstenite::tungstenite::Error) -> String {
+    if let async_tungstenite::tungstenite::Error::Http(response) = &error
+        && let Some(body) = response.body()
+    {
+        let body = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+        return format!("WebSocket handshake failed: {error}: {body}");
+    }
+    format!("WebSocket handshake failed: {error}")
+}
+
+/// How long the TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One connection attempt; `Ok(reason)` once an established connection ended.
 async fn connect_once(
     reservation: &UpstreamReservation,
     target: &Target,
     current: &Arc<Mutex<Current>>,
-) -> Result<String, String> {
+) -> Result<hakuban_core::CloseReason, String> {
     let socket = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| e.to_string())?;
     let _ = socket.set_nodelay(target.parameters.nodelay);
     let local_address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let config = target.parameters.link_config("rust-client");
     let ws_config = crate::transport::websocket_config(&config.limits);
     let (socket, wrote) = crate::progress::Progress::new(socket);
+    let socket: Box<dyn Socket> = match &target.tls {
+        None => Box::new(socket),
+        Some((connector, name)) => {
+            let handshake = connector.connect(name.clone(), socket);
+            let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake)
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| {
+                    format!("TLS handshake failed: {e} (is it a wss:// port, with a certificate for this host?)")
+                })?;
+            Box::new(tls)
+        }
+    };
     let handshake =
         async_tungstenite::tokio::client_async_with_config(target.request.as_str(), socket, Some(ws_config));
     let (ws, _response) = tokio::time::timeout(Duration::from_secs(30), handshake)
         .await
         .map_err(|_| "WebSocket handshake timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(handshake_error)?;
     let link = reservation.open_link(config).map_err(|e| e.to_string())?;
     if let Ok(mut current) = current.lock() {
         current.link = Some((link.id(), local_address));
     }
     tracing::info!(url = %target.request, link = link.id(), "connected upstream");
     let span = tracing::info_span!("link", link = link.id(), peer = %target.request, name = tracing::field::Empty);
-    Ok(tracing::Instrument::instrument(drive(ws, link, wrote), span).await.to_string())
+    Ok(tracing::Instrument::instrument(drive(ws, link, wrote), span).await)
 }
 
 #[cfg(test)]

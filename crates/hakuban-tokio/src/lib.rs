@@ -23,6 +23,10 @@
 //!
 //! URL fragments carry connection parameters (`ws://host:port#timeout=1s,name=regu`); see
 //! [`ConnectionParameters`].
+//!
+//! `wss://` URLs use TLS (rustls): a listener needs `tls-cert=FILE,tls-key=FILE` (PEM), a
+//! connector trusts the platform's root certificates, or only those of `ca=FILE`. A connector
+//! sends an access token with `token=...` (never logged); see `docs/security.md`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +35,7 @@ mod connector;
 mod listener;
 mod params;
 mod progress;
+mod tls;
 mod transport;
 
 pub use connector::{UpstreamConnectionSnapshot, WebsocketConnector, WebsocketConnectorSnapshot};
@@ -63,4 +68,7 @@ pub enum WebsocketError {
     /// Not called inside a tokio runtime.
     #[error("must be called inside a tokio runtime")]
     NoRuntime,
+    /// TLS could not be set up: a certificate, key or CA file is missing or unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }

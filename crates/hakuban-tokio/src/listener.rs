@@ -2,16 +2,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hakuban_core::{Exchange, LinkRole};
 use registry::Registry;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::WebsocketError;
 use crate::params::ConnectionParameters;
+use crate::tls::Socket;
 use crate::transport::drive;
 
 /// One accepted connection, as [`WebsocketListener::snapshot`] shows it.
@@ -54,14 +58,29 @@ pub struct WebsocketListener {
 impl WebsocketListener {
     /// Binds `url` (`ws://host:port`, port 0 for an ephemeral one; fragment parameters apply to
     /// every accepted connection) and starts accepting. Must be called inside a tokio runtime.
+    ///
+    /// A `wss://` URL serves TLS with the PEM files of its `tls-cert` and `tls-key` parameters
+    /// (`wss://0.0.0.0:3001#tls-cert=/etc/hakuban/cert.pem,tls-key=/etc/hakuban/key.pem`).
     pub async fn new(exchange: Exchange, url: &str) -> Result<WebsocketListener, WebsocketError> {
         let parsed = url::Url::parse(url).map_err(|e| WebsocketError::InvalidUrl(format!("{url}: {e}")))?;
-        if parsed.scheme() != "ws" {
-            return Err(WebsocketError::InvalidUrl(format!("{url}: a listener needs a ws:// URL")));
-        }
+        let tls = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            _ => return Err(WebsocketError::InvalidUrl(format!("{url}: a listener needs a ws:// or wss:// URL"))),
+        };
         let host = parsed.host_str().ok_or_else(|| WebsocketError::InvalidUrl(format!("{url}: no host")))?;
         let port = parsed.port().ok_or_else(|| WebsocketError::InvalidUrl(format!("{url}: no port")))?;
         let parameters = ConnectionParameters::parse(parsed.fragment()).map_err(WebsocketError::InvalidUrl)?;
+        let tls = match (tls, &parameters.tls_cert, &parameters.tls_key) {
+            (true, Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            (true, _, _) => {
+                return Err(WebsocketError::InvalidUrl(format!("{url}: wss:// needs tls-cert=FILE and tls-key=FILE")));
+            }
+            (false, None, None) => None,
+            (false, _, _) => {
+                return Err(WebsocketError::InvalidUrl(format!("{url}: tls-cert and tls-key need a wss:// URL")));
+            }
+        };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let listener =
             TcpListener::bind((host, port)).await.map_err(|e| WebsocketError::Bind(format!("{host}:{port}: {e}")))?;
@@ -69,7 +88,7 @@ impl WebsocketListener {
         let mut real = parsed.clone();
         let _ = real.set_port(Some(local_addr.port()));
         let registry = Arc::new(Registry::default());
-        let accept_task = tokio::spawn(accept_loop(listener, exchange.clone(), parameters, registry.clone()));
+        let accept_task = tokio::spawn(accept_loop(listener, exchange.clone(), parameters, tls, registry.clone()));
         tracing::info!(url = %real, "listening");
         Ok(WebsocketListener { exchange, url: real.to_string(), local_addr, registry, accept_task })
     }
@@ -109,6 +128,7 @@ async fn accept_loop(
     listener: TcpListener,
     exchange: Exchange,
     parameters: ConnectionParameters,
+    tls: Option<TlsAcceptor>,
     registry: Arc<Registry>,
 ) {
     let admission = Arc::new(admission::Admission::new(&parameters));
@@ -117,7 +137,7 @@ async fn accept_loop(
             Ok((socket, peer)) => {
                 // Over a limit: the socket is closed at once, before any handshake work.
                 let Some(ticket) = admission.admit(peer.ip()) else { continue };
-                let serving = serve(socket, peer, exchange.clone(), parameters.clone(), registry.clone());
+                let serving = serve(socket, peer, exchange.clone(), parameters.clone(), tls.clone(), registry.clone());
                 tokio::spawn(async move {
                     serving.await;
                     drop(ticket);
@@ -137,21 +157,28 @@ async fn serve(
     peer: SocketAddr,
     exchange: Exchange,
     parameters: ConnectionParameters,
+    tls: Option<TlsAcceptor>,
     registry: Arc<Registry>,
 ) {
     let _ = socket.set_nodelay(parameters.nodelay);
     let config = parameters.link_config("router");
     let ws_config = crate::transport::websocket_config(&config.limits);
-    let (socket, wrote) = crate::progress::Progress::new(socket);
-    let handshake = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config));
-    let ws = match tokio::time::timeout(parameters.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
+    // The whole handshake (TLS and WebSocket) has one deadline.
+    let handshake = async {
+        let (socket, wrote) = handshake_socket(socket, tls).await?;
+        let ws = async_tungstenite::tokio::accept_async_with_config(socket, Some(ws_config))
+            .await
+            .map_err(|error| format!("WebSocket handshake failed: {error}"))?;
+        Ok::<_, String>((ws, wrote))
+    };
+    let (ws, wrote) = match tokio::time::timeout(parameters.handshake_timeout, handshake).await {
+        Ok(Ok(done)) => done,
         Ok(Err(error)) => {
-            tracing::warn!(%peer, %error, "WebSocket handshake failed");
+            tracing::warn!(%peer, %error, "connection refused");
             return;
         }
         Err(_) => {
-            tracing::warn!(%peer, "WebSocket handshake timed out");
+            tracing::warn!(%peer, "handshake timed out");
             return;
         }
     };
@@ -172,6 +199,45 @@ async fn serve(
         tracing::warn!(%peer, %reason, "downstream connection ended");
     } else {
         tracing::info!(%peer, %reason, "downstream connection ended");
+    }
+}
+
+/// The connection's stream once TLS (if any) is up. A client speaking the other protocol (plain
+/// WebSocket on a TLS port, TLS on a plain one) is told so and refused before any handshake.
+async fn handshake_socket(
+    mut socket: TcpStream,
+    tls: Option<TlsAcceptor>,
+) -> Result<(Box<dyn Socket>, Arc<AtomicBool>), String> {
+    let mut first = [0u8; 1];
+    let seen = socket.peek(&mut first).await.map_err(|e| format!("reading failed: {e}"))?;
+    if seen == 0 {
+        return Err("closed before the handshake".to_string());
+    }
+    let speaks_tls = first[0] == crate::tls::TLS_HANDSHAKE_RECORD;
+    match tls {
+        Some(_) if !speaks_tls => {
+            let body = "this port speaks TLS: connect with wss://";
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+            Err("a plain (ws://) client on this TLS port".to_string())
+        }
+        Some(acceptor) => {
+            // Under TLS: write progress is measured on the raw socket.
+            let (socket, wrote) = crate::progress::Progress::new(socket);
+            match acceptor.accept(socket).await {
+                Ok(tls) => Ok((Box::new(tls), wrote)),
+                Err(error) => Err(format!("TLS handshake failed: {error}")),
+            }
+        }
+        None if speaks_tls => Err("a TLS (wss://) client on this plain port".to_string()),
+        None => {
+            let (socket, wrote) = crate::progress::Progress::new(socket);
+            Ok((Box::new(socket), wrote))
+        }
     }
 }
 

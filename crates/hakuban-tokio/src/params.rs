@@ -3,9 +3,10 @@
 //! Items are comma-separated `key=value` pairs; empty items are ignored; an item without `=` or
 //! with an unknown key is an error, so a typo never silently falls back to a default.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hakuban_core::{Limits, LinkConfig, LoadLimitPoint};
+use hakuban_core::{AccessToken, Limits, LinkConfig, LoadLimitPoint};
 
 /// Settings parsed from a URL fragment.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +35,15 @@ pub struct ConnectionParameters {
     /// `max-connections-per-address`: a listener refuses connections beyond this many open from
     /// one IP address (default 10,000).
     pub max_connections_per_address: usize,
+    /// `token`: the access token a connector sends in its hello (never logged or shown).
+    pub token: Option<AccessToken>,
+    /// `tls-cert`: a `wss://` listener's certificate chain (PEM file).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls-key`: a `wss://` listener's private key (PEM file).
+    pub tls_key: Option<PathBuf>,
+    /// `ca`: a `wss://` connector trusts only the CA certificates in this PEM file instead of
+    /// the platform's roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for ConnectionParameters {
@@ -50,6 +60,10 @@ impl Default for ConnectionParameters {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
             max_connections_per_address: 10_000,
+            token: None,
+            tls_cert: None,
+            tls_key: None,
+            ca: None,
         }
     }
 }
@@ -87,6 +101,11 @@ impl ConnectionParameters {
                 "max-connections-per-address" => {
                     parameters.max_connections_per_address = parse_count("max-connections-per-address", value)?
                 }
+                "token" if value.is_empty() => return Err("token is empty".to_string()),
+                "token" => parameters.token = Some(AccessToken::new(value)),
+                "tls-cert" => parameters.tls_cert = Some(path("tls-cert", value)?),
+                "tls-key" => parameters.tls_key = Some(path("tls-key", value)?),
+                "ca" => parameters.ca = Some(path("ca", value)?),
                 other => return Err(format!("unknown connection parameter `{other}`")),
             }
         }
@@ -109,8 +128,27 @@ impl ConnectionParameters {
             hello_timeout: self.hello_timeout,
             load_limit: self.load_limit.clone(),
             limits,
+            token: self.token.clone(),
         }
     }
+}
+
+/// A file path parameter (not empty).
+fn path(name: &str, value: &str) -> Result<PathBuf, String> {
+    if value.is_empty() { Err(format!("{name} needs a file path")) } else { Ok(PathBuf::from(value)) }
+}
+
+/// `url` with the value of a `token=` fragment parameter hidden, for logs and snapshots.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((base, fragment)) = url.split_once('#') else { return url.to_string() };
+    let items: Vec<String> = fragment
+        .split(',')
+        .map(|item| match item.trim().split_once('=') {
+            Some(("token", _)) => "token=<redacted>".to_string(),
+            _ => item.to_string(),
+        })
+        .collect();
+    format!("{base}#{}", items.join(","))
 }
 
 /// A whole number of at least 1.
@@ -180,6 +218,18 @@ mod tests {
         assert_eq!((limits.hello_timeout, limits.handshake_timeout), (Duration::from_secs(3), Duration::from_secs(4)));
         assert_eq!((limits.max_connections, limits.max_connections_per_address), (7, 2));
         assert_eq!(limits.link_config("x").hello_timeout, Duration::from_secs(3));
+        let tls = ConnectionParameters::parse(Some("token=0123456789abcdef,ca=/a.pem,tls-cert=/c.pem,tls-key=/k.pem"))
+            .unwrap_or_default();
+        assert_eq!(tls.link_config("x").token, Some(AccessToken::new("0123456789abcdef")));
+        assert_eq!(tls.ca, Some(PathBuf::from("/a.pem")));
+        assert_eq!((tls.tls_cert, tls.tls_key), (Some(PathBuf::from("/c.pem")), Some(PathBuf::from("/k.pem"))));
+    }
+
+    #[test]
+    fn tokens_never_show_in_urls_we_print() {
+        let url = "wss://h:1/#name=a,token=0123456789abcdef,timeout=1s";
+        assert_eq!(redacted(url), "wss://h:1/#name=a,token=<redacted>,timeout=1s");
+        assert_eq!(redacted("ws://h:1"), "ws://h:1");
     }
 
     #[test]
@@ -193,6 +243,8 @@ mod tests {
             "timeout=-1s",
             "max-connections=0",
             "max-connections-per-address=many",
+            "token=",
+            "ca=",
         ] {
             assert!(ConnectionParameters::parse(Some(bad)).is_err(), "{bad} accepted");
         }

@@ -36,7 +36,9 @@ pub(crate) fn websocket_config(limits: &hakuban_core::Limits) -> WebSocketConfig
 pub(crate) fn close_code(reason: &CloseReason) -> CloseCode {
     match reason {
         CloseReason::LimitExceeded(hakuban_core::DecodeError::MessageTooLarge { .. }) => CloseCode::Size,
-        CloseReason::LimitExceeded(_) | CloseReason::TooManyDeclarations { .. } => CloseCode::Policy,
+        CloseReason::LimitExceeded(_) | CloseReason::TooManyDeclarations { .. } | CloseReason::Unauthorized(_) => {
+            CloseCode::Policy
+        }
         CloseReason::VersionMismatch { .. } | CloseReason::Malformed(_) | CloseReason::ProtocolViolation(_) => {
             CloseCode::Protocol
         }

@@ -211,6 +211,8 @@ pub struct Engine {
     /// State of the generator that jitters the balancing schedule (seeded; tests fix it).
     random: u64,
     ids: Sequences,
+    /// Tokens and rights downstream links are checked against (`None`: everyone may do all).
+    access: Option<Arc<crate::access::AccessPolicy>>,
 }
 
 impl Engine {

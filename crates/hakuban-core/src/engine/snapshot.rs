@@ -54,6 +54,7 @@ impl Engine {
         let upstream_link = self.upstream.map(|_| ObjectUpstreamLinkSnapshot {
             sinks_receiving_from_upstream_count: u64::from(rec.up_receiving),
             streams_sending_to_upstream_count: u64::from(rec.up_sending),
+            refused: self.upstream_refusal(&rec.descriptor),
         });
         let assigned_exposer = rec.exposer.and_then(|exposer| match exposer {
             Exposer::Contract(contract) => Some(match self.contracts.get(&contract)?.kind {
@@ -112,7 +113,9 @@ impl Engine {
             objects,
             tag_observe_contract_count: rec.observers.len() as u64,
             tag_expose_contract_count: rec.exposers.len() as u64,
-            upstream_link: self.upstream.map(|_| TagUpstreamLinkSnapshot {}),
+            upstream_link: self
+                .upstream
+                .map(|_| TagUpstreamLinkSnapshot { refused: self.upstream_tag_refusal(&rec.descriptor) }),
             downstream_links,
             cumulative_tag_exposer_capacity: capacity,
         })

@@ -13,6 +13,7 @@
 mod channels;
 mod declare;
 mod receive;
+mod rights;
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -22,7 +23,10 @@ use std::time::{Duration, Instant};
 use hakuban_proto::{DeclarationState, Frame, LoadLimitPoint};
 use hashbrown::{HashMap, HashSet};
 
+pub(crate) use rights::Told;
+
 use super::{Engine, Event, LinkId, ObjectId, SinkId, TagId, next};
+use crate::access::{AccessToken, Principal, Refusal};
 use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::state::{DataBytes, ObjectState};
@@ -53,6 +57,8 @@ pub struct LinkConfig {
     pub load_limit: Vec<LoadLimitPoint>,
     /// Bounds on what the peer may send.
     pub limits: hakuban_proto::Limits,
+    /// Access token sent to the parent in the hello (upstream links only).
+    pub token: Option<AccessToken>,
 }
 
 impl Default for LinkConfig {
@@ -64,6 +70,7 @@ impl Default for LinkConfig {
             hello_timeout: Duration::from_secs(10),
             load_limit: Vec::new(),
             limits: hakuban_proto::Limits::default(),
+            token: None,
         }
     }
 }
@@ -113,6 +120,8 @@ pub enum LinkInput {
         name: String,
         /// The peer's load-limit schedule.
         load_limit: Vec<LoadLimitPoint>,
+        /// The peer's access token, if it sent one.
+        token: Option<AccessToken>,
     },
     /// The peer binds `id` to an object descriptor.
     DeclareObject(u32, ObjectDescriptor),
@@ -138,6 +147,10 @@ pub enum LinkInput {
     State(u32, ObjectState<DataBytes>),
     /// Only the synchronisation of the object's last state changed.
     Synchronized(u32, u64),
+    /// The parent refused (or, with nothing refused, accepts again) parts of our declaration.
+    ObjectRefused(u32, Refusal),
+    /// As `ObjectRefused`, for a tag.
+    TagRefused(u32, Refusal),
     /// Keeps the link alive.
     KeepAlive,
     /// The peer closes the link.
@@ -161,6 +174,8 @@ impl LinkInput {
             LinkInput::StreamEnd(_) => "StreamEnd",
             LinkInput::State(..) => "State",
             LinkInput::Synchronized(..) => "Synchronized",
+            LinkInput::ObjectRefused(..) => "ObjectRefused",
+            LinkInput::TagRefused(..) => "TagRefused",
             LinkInput::KeepAlive => "KeepAlive",
             LinkInput::Close(_) => "Close",
         }
@@ -172,6 +187,16 @@ pub(crate) struct LinkRec {
     pub config: LinkConfig,
     pub peer_name: Option<String>,
     pub hello_received: bool,
+    /// Parent side: the child's token (to check it again when the policy changes) and who it
+    /// names (`None`: no policy, everything allowed).
+    pub peer_token: Option<AccessToken>,
+    pub principal: Option<Principal>,
+    /// Parent side: what the child was told about its declarations, by descriptor.
+    pub refused_objects: HashMap<ObjectDescriptor, Told>,
+    pub refused_tags: HashMap<TagDescriptor, Told>,
+    /// Child side: what the parent refused us.
+    pub upstream_refusals: HashMap<ObjectDescriptor, Refusal>,
+    pub upstream_tag_refusals: HashMap<TagDescriptor, Refusal>,
     /// Parent side: the child's load-limit timeline (instant, limit), sorted.
     pub load_limit: Vec<(Instant, f64)>,
     /// Parent side: Σ 1/capacity over the objects assigned to this child.
@@ -247,7 +272,11 @@ impl Engine {
             version: hakuban_proto::PROTOCOL_VERSION,
             name: config.name.clone(),
             load_limit: if role == LinkRole::Upstream { config.load_limit.clone() } else { Vec::new() },
-            token: None,
+            token: if role == LinkRole::Upstream {
+                config.token.as_ref().map(|t| t.secret().to_string())
+            } else {
+                None
+            },
         };
         let mut control = VecDeque::new();
         control.push_back(LinkOutput::Frame(hello));
@@ -258,6 +287,12 @@ impl Engine {
                 config,
                 peer_name: None,
                 hello_received: false,
+                peer_token: None,
+                principal: None,
+                refused_objects: HashMap::new(),
+                refused_tags: HashMap::new(),
+                upstream_refusals: HashMap::new(),
+                upstream_tag_refusals: HashMap::new(),
                 load_limit: Vec::new(),
                 load: 0.0,
                 opened_at: now,
@@ -317,8 +352,16 @@ impl Engine {
         let receiving: Vec<(ObjectId, ReceivingChannel)> = rec.receiving.drain().collect();
         rec.dirty_sending.clear();
         rec.control.clear();
+        rec.refused_objects.clear();
+        rec.refused_tags.clear();
+        let lost_refusals = !rec.upstream_refusals.is_empty() || !rec.upstream_tag_refusals.is_empty();
+        rec.upstream_refusals.clear();
+        rec.upstream_tag_refusals.clear();
         if self.upstream == Some(link) {
             self.upstream = None;
+        }
+        if lost_refusals {
+            self.upstream_refusals_lost(now);
         }
         let mut affected: HashSet<ObjectId> = HashSet::new();
         for object in declared_objects {

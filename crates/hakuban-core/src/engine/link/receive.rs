@@ -6,14 +6,14 @@ use hakuban_proto::DeclarationState;
 
 use super::{LinkInput, LinkRole, current_load_limit, load_limit_timeline};
 use crate::close::CloseReason;
-use crate::engine::{Engine, LinkId, ObjectId};
+use crate::engine::{Engine, LinkId, ObjectId, TagId};
 
 impl Engine {
     pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), CloseReason> {
         let Some(rec) = self.links.get_mut(&link) else { return Ok(()) };
         let role = rec.role;
         match input {
-            LinkInput::Hello { name, load_limit } => {
+            LinkInput::Hello { name, load_limit, token } => {
                 if rec.hello_received {
                     return Err(violation("second hello".to_string()));
                 }
@@ -22,6 +22,7 @@ impl Engine {
                 rec.peer_name = Some(name);
                 if role == LinkRole::Downstream {
                     rec.load_limit = load_limit_timeline(&load_limit, now);
+                    self.admit(link, token)?;
                 }
                 return Ok(());
             }
@@ -48,6 +49,9 @@ impl Engine {
             }
             LinkInput::ForgetObject(id) => {
                 let forgotten = rec.peer_objects.remove(&id);
+                if let Some(descriptor) = &forgotten {
+                    rec.refused_objects.remove(descriptor);
+                }
                 if role == LinkRole::Downstream
                     && let Some(descriptor) = forgotten
                     && let Some(object) = self.object_index.get(&descriptor).copied()
@@ -58,6 +62,9 @@ impl Engine {
             }
             LinkInput::ForgetTag(id) => {
                 let forgotten = rec.peer_tags.remove(&id);
+                if let Some(descriptor) = &forgotten {
+                    rec.refused_tags.remove(descriptor);
+                }
                 if role == LinkRole::Downstream
                     && let Some(descriptor) = forgotten
                     && let Some(tag) = self.tag_index.get(&descriptor).copied()
@@ -71,13 +78,21 @@ impl Engine {
         match (role, input) {
             (LinkRole::Downstream, LinkInput::ObjectInterest(id, state)) => {
                 let object = self.peer_object(link, id)?;
+                let state = self.authorize_object(link, object, state);
                 self.set_downstream_object_declaration(link, object, state, now);
             }
             (LinkRole::Downstream, LinkInput::TagInterest(id, state)) => {
-                let descriptor = self.links.get(&link).and_then(|rec| rec.peer_tags.get(&id).cloned());
-                let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared tag id {id}")))?;
-                let tag = self.tag_for(&descriptor);
+                let tag = self.peer_tag(link, id)?;
+                let state = self.authorize_tag(link, tag, state);
                 self.set_downstream_tag_declaration(link, tag, state, now);
+            }
+            (LinkRole::Upstream, LinkInput::ObjectRefused(id, refusal)) => {
+                let object = self.peer_object(link, id)?;
+                self.receive_object_refusal(link, object, refusal, now);
+            }
+            (LinkRole::Upstream, LinkInput::TagRefused(id, refusal)) => {
+                let tag = self.peer_tag(link, id)?;
+                self.receive_tag_refusal(link, tag, refusal, now);
             }
             (LinkRole::Upstream, LinkInput::AssignExposer(id)) => {
                 let object = self.peer_object(link, id)?;
@@ -116,6 +131,13 @@ impl Engine {
         let descriptor = self.links.get(&link).and_then(|rec| rec.peer_objects.get(&id).cloned());
         let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared object id {id}")))?;
         Ok(self.object_for(&descriptor))
+    }
+
+    /// The local tag named by the peer's `id`, created if missing.
+    fn peer_tag(&mut self, link: LinkId, id: u32) -> Result<TagId, CloseReason> {
+        let descriptor = self.links.get(&link).and_then(|rec| rec.peer_tags.get(&id).cloned());
+        let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared tag id {id}")))?;
+        Ok(self.tag_for(&descriptor))
     }
 
     /// Whether a child may take one more object of capacity `capacity` (parent side).
