@@ -243,3 +243,19 @@ fn a_child_router_has_its_own_token_and_passes_refusals_on() {
     let at_client = refusal(&client, "\"elsewhere\"").expect("the child passes the refusal on");
     assert!(at_client.expose && at_client.reason.starts_with("refused upstream"), "{}", at_client.reason);
 }
+
+#[test]
+fn the_policy_in_docs_security_md_parses_and_means_what_it_says() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md")).unwrap();
+    let example = doc.split("```json").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+    let policy = AccessPolicy::from_json(example).unwrap();
+    let sensor = policy.principal(Some("b2a19c5e0d7f3a4b8c1e6d2f9a0b7c45")).unwrap();
+    let hall =
+        hakuban_core::ObjectDescriptor::from(serde_json::json!({"type": "temperature", "room": "hall", "unit": "C"}));
+    let kitchen = hakuban_core::ObjectDescriptor::from(serde_json::json!({"type": "temperature", "room": "kitchen"}));
+    assert!(sensor.rights.expose.covers_object(&hall));
+    assert!(!sensor.rights.expose.covers_object(&kitchen));
+    let anonymous = policy.principal(None).unwrap();
+    assert!(anonymous.rights.observe.covers_tag(&hakuban_core::TagDescriptor::from("public")));
+    assert!(!anonymous.rights.expose.covers_tag(&hakuban_core::TagDescriptor::from("public")));
+}

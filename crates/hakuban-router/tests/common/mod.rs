@@ -38,10 +38,14 @@ impl Router {
 
     /// Like [`Router::start`], on a given address (to restart a killed router in place).
     pub fn start_on(address: &str, bind_parameters: &str, args: &[&str]) -> Router {
-        let bind = format!("ws://{address}#{bind_parameters}");
+        Router::start_url(&format!("ws://{address}#{bind_parameters}"), args)
+    }
+
+    /// Like [`Router::start`], binding the whole URL `bind` (a `wss://` one, say).
+    pub fn start_url(bind: &str, args: &[&str]) -> Router {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hakuban-router"))
             .arg("--bind")
-            .arg(&bind)
+            .arg(bind)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
@@ -72,7 +76,7 @@ impl Router {
 
     /// `host:port` it listens on.
     pub fn address(&self) -> String {
-        self.url.trim_start_matches("ws://").trim_end_matches('/').to_string()
+        self.url.trim_start_matches("wss://").trim_start_matches("ws://").trim_end_matches('/').to_string()
     }
 
     /// Asks for a debug dump (a line on stdin).
@@ -94,6 +98,11 @@ impl Router {
         signal(&self.child, "TERM");
         let status = wait_exit(&mut self.child);
         assert!(status.success(), "router exited with {status:?}");
+    }
+
+    /// Sends it a signal (`USR1`, `USR2`...).
+    pub fn signal(&self, name: &str) {
+        signal(&self.child, name);
     }
 
     /// Kills it at once (SIGKILL).
