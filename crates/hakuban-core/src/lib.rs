@@ -81,6 +81,7 @@ mod exchange;
 mod facade;
 mod link;
 mod payload_cache;
+mod shrink;
 mod sink;
 pub mod snapshot;
 mod state;

@@ -17,10 +17,11 @@ use hakuban_tokio::{Exchange, WebsocketConnector, WebsocketListener};
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Like 0.8.5 (which linked jemalloc), the router picks a fast allocator for its many small
-/// per-message allocations.
+/// jemalloc, with its background purge thread (turned on first thing in `main`): chosen by
+/// measurement (docs/performance.md). After a load leaves, it gives the memory back to the
+/// system within seconds, where mimalloc and glibc keep what idle threads freed.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// WebSocket server that routes Hakuban objects and tags between clients.
 #[derive(Parser, Debug)]
@@ -80,6 +81,8 @@ fn with_parameters(url: &str, items: &[(&str, &std::path::Path)]) -> Result<Stri
 }
 
 fn main() -> ExitCode {
+    // Freed memory goes back to the system within seconds even while the router is idle.
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
     let options = Options::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -383,7 +383,11 @@ impl Engine {
     /// The next output event, oldest first, or `None` once drained. See the module docs: drain
     /// it after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            crate::shrink::deque(&mut self.events);
+        }
+        event
     }
 
     /// Numbers of records held.
@@ -465,8 +469,24 @@ impl Engine {
         objects
     }
 
-    /// Ends an input: removes records nobody holds any more.
+    /// Ends an input: removes records nobody holds any more, and gives back the room of tables
+    /// that emptied.
     fn finish_input(&mut self) {
+        let removed_any = !self.gc_objects.is_empty();
+        self.collect_garbage();
+        if removed_any {
+            crate::shrink::map(&mut self.objects);
+            crate::shrink::map(&mut self.object_index);
+            crate::shrink::map(&mut self.tags);
+            crate::shrink::map(&mut self.tag_index);
+            crate::shrink::map(&mut self.contracts);
+            crate::shrink::map(&mut self.streams);
+            crate::shrink::map(&mut self.sinks);
+            crate::shrink::vec(&mut self.gc_objects);
+        }
+    }
+
+    fn collect_garbage(&mut self) {
         while let Some(object) = self.gc_objects.pop() {
             let Some(rec) = self.objects.get(&object) else { continue };
             if !rec.is_unreferenced() {

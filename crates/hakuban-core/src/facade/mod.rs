@@ -105,6 +105,7 @@ impl Inner {
                     if let Some(cell) = waiters.objects.remove(&object) {
                         cell.clear();
                     }
+                    crate::shrink::map(&mut waiters.objects);
                 }
                 Event::Transmit(link) | Event::LinkClosed(link, _) => woken.extend(waiters.links.remove(&link)),
             }
@@ -149,7 +150,9 @@ impl Inner {
 
     /// The user dropped a stream: its cell leaves every table and waiting list.
     pub fn drop_stream(&mut self, stream: StreamId, now: Instant) {
-        if let Some(cell) = self.waiters.streams.remove(&stream) {
+        let removed = self.waiters.streams.remove(&stream);
+        crate::shrink::map(&mut self.waiters.streams);
+        if let Some(cell) = removed {
             cell.object().forget(&cell);
         }
         self.engine.drop_stream(stream, now);

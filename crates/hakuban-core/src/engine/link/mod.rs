@@ -194,6 +194,8 @@ pub(crate) struct LinkRec {
     /// Parent side: what the child was told about its declarations, by descriptor.
     pub refused_objects: HashMap<ObjectDescriptor, Told>,
     pub refused_tags: HashMap<TagDescriptor, Told>,
+    /// Parent side: refusals logged on this link so far.
+    pub refusals_logged: u32,
     /// Child side: what the parent refused us.
     pub upstream_refusals: HashMap<ObjectDescriptor, Refusal>,
     pub upstream_tag_refusals: HashMap<TagDescriptor, Refusal>,
@@ -291,6 +293,7 @@ impl Engine {
                 principal: None,
                 refused_objects: HashMap::new(),
                 refused_tags: HashMap::new(),
+                refusals_logged: 0,
                 upstream_refusals: HashMap::new(),
                 upstream_tag_refusals: HashMap::new(),
                 load_limit: Vec::new(),
@@ -419,6 +422,7 @@ impl Engine {
     pub fn remove_link(&mut self, link: LinkId, now: Instant) {
         self.close_link(link, CloseReason::ClosedLocally("link dropped".to_string()), now);
         self.links.remove(&link);
+        crate::shrink::map(&mut self.links);
         // Entries of links gone stay in the deadline heap until popped: keep it proportional.
         if self.link_deadlines.len() > 2 * self.links.len() + 64 {
             let links = &self.links;
@@ -695,6 +699,14 @@ impl Engine {
             {
                 rec.control.push_back(LinkOutput::Frame(Frame::ForgetObject { id }));
             }
+            crate::shrink::map(&mut rec.my_objects);
+            crate::shrink::map(&mut rec.sent_objects);
+            crate::shrink::map(&mut rec.sending);
+            crate::shrink::map(&mut rec.receiving);
+            crate::shrink::set(&mut rec.declared_objects);
+            crate::shrink::set(&mut rec.dirty_objects);
+            crate::shrink::set(&mut rec.dirty_sending);
+            crate::shrink::map(&mut rec.exposing_since_objects);
         }
     }
 

@@ -17,6 +17,10 @@ use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::engine::{Engine, LinkId, ObjectId, TagId};
 
+/// Refusals logged at `warn` per link; later ones go to `debug` (a client declaring a million
+/// refused objects must not flood the log).
+const LOUD_REFUSALS: u32 = 10;
+
 /// What a child was last told about one of its declarations.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Told {
@@ -110,14 +114,33 @@ impl Engine {
         object: ObjectId,
         requested: DeclarationState,
     ) -> DeclarationState {
+        if self.unrestricted(link) {
+            return requested;
+        }
         let Some(descriptor) = self.objects.get(&object).map(|rec| rec.descriptor.clone()) else { return requested };
         self.authorize(link, Target::Object(object, descriptor), requested)
     }
 
     /// Parent side: as [`Engine::authorize_object`], for a tag declaration.
     pub(super) fn authorize_tag(&mut self, link: LinkId, tag: TagId, requested: DeclarationState) -> DeclarationState {
+        if self.unrestricted(link) {
+            return requested;
+        }
         let Some(descriptor) = self.tags.get(&tag).map(|rec| rec.descriptor.clone()) else { return requested };
         self.authorize(link, Target::Tag(tag, descriptor), requested)
+    }
+
+    /// Nothing to check or tell on this link (no policy, no refusal told, none from upstream):
+    /// the common case, kept off the declaration path's cost.
+    fn unrestricted(&self, link: LinkId) -> bool {
+        let refused_above = self
+            .upstream
+            .and_then(|up| self.links.get(&up))
+            .is_some_and(|up| !up.upstream_refusals.is_empty() || !up.upstream_tag_refusals.is_empty());
+        !refused_above
+            && self.links.get(&link).is_none_or(|rec| {
+                rec.principal.is_none() && rec.refused_objects.is_empty() && rec.refused_tags.is_empty()
+            })
     }
 
     fn authorize(&mut self, link: LinkId, target: Target, requested: DeclarationState) -> DeclarationState {
@@ -155,11 +178,21 @@ impl Engine {
             Target::Tag(_, descriptor) if told.is_empty() => drop(rec.refused_tags.remove(descriptor)),
             Target::Tag(_, descriptor) => drop(rec.refused_tags.insert(descriptor.clone(), told)),
         }
+        let loud = changed && (observe || expose) && rec.refusals_logged < LOUD_REFUSALS;
+        if changed && (observe || expose) {
+            rec.refusals_logged = rec.refusals_logged.saturating_add(1);
+            if rec.refusals_logged == LOUD_REFUSALS + 1 {
+                tracing::warn!(link = link.0, %principal, "more refusals on this link: logged at debug level from now on");
+            }
+        }
         if changed {
             let frame = match &target {
                 Target::Object(object, descriptor) => {
-                    if observe || expose {
+                    if loud {
                         tracing::warn!(link = link.0, %principal, object = %descriptor.json_to_string(), %reason,
+                            "refused {}", parts(observe, expose));
+                    } else if observe || expose {
+                        tracing::debug!(link = link.0, %principal, object = %descriptor.json_to_string(), %reason,
                             "refused {}", parts(observe, expose));
                     }
                     self.my_object_id(link, *object).map(|object| Frame::ObjectRefused {
@@ -170,8 +203,11 @@ impl Engine {
                     })
                 }
                 Target::Tag(tag, descriptor) => {
-                    if observe || expose {
+                    if loud {
                         tracing::warn!(link = link.0, %principal, tag = %descriptor.json_to_string(), %reason,
+                            "refused tag {}", parts(observe, expose));
+                    } else if observe || expose {
+                        tracing::debug!(link = link.0, %principal, tag = %descriptor.json_to_string(), %reason,
                             "refused tag {}", parts(observe, expose));
                     }
                     self.my_tag_id(link, *tag).map(|tag| Frame::TagRefused { tag, observe, expose, reason })
