@@ -7,19 +7,15 @@
 //! * `header`: regenerates hakuban-ffi's C header (`crates/hakuban-ffi/include/hakuban.h`).
 //! * `fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz targets of `fuzz/` for N seconds each
 //!   (default 30; needs the nightly toolchain and `cargo install cargo-fuzz`).
-//! * `bench [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that exist.
+//! * `bench [--quick] [SCENARIO...]`: runs the benchmark scenarios of design/BENCHMARKS.md that
+//!   exist, three fresh processes each, and prints a table of medians (see `bench.rs`).
+
+mod bench;
 
 use std::process::{Command, ExitCode};
 
 /// Crates hakuban-core must never depend on (normal dependencies): it is runtime-free.
 const FORBIDDEN_CORE_DEPENDENCIES: &[&str] = &["tokio", "async-tungstenite", "tungstenite", "mio"];
-
-/// Benchmark scenarios implemented so far, as (id, package, bench target).
-const BENCHES: &[(&str, &str, &str)] = &[
-    ("S1", "hakuban-core", "s1_local_fanout"),
-    ("S2", "hakuban-tokio", "s2_router_pingpong"),
-    ("S6", "hakuban-tokio", "s6_reconnect"),
-];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,9 +25,9 @@ fn main() -> ExitCode {
         Some("deps") => deps(),
         Some("header") => header(false),
         Some("fuzz") => fuzz(&args[1..]),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         _ => {
-            Err("usage: cargo xtask <ci | test | deps | header | fuzz [--seconds N] [TARGET...] | bench [SCENARIO...]>"
+            Err("usage: cargo xtask <ci | test | deps | header | fuzz [--seconds N] [TARGET...] | bench [--quick] [SCENARIO...]>"
                 .to_string())
         }
     };
@@ -213,19 +209,4 @@ fn deps() -> Result<(), String> {
     } else {
         Err(format!("hakuban-core must stay runtime-free, but depends on {found:?}"))
     }
-}
-
-fn bench(selected: &[String]) -> Result<(), String> {
-    let wanted = |id: &str| selected.is_empty() || selected.iter().any(|s| s.eq_ignore_ascii_case(id));
-    let mut ran = 0;
-    for (id, package, target) in BENCHES {
-        if wanted(id) {
-            cargo(&["bench", "-p", package, "--bench", target])?;
-            ran += 1;
-        }
-    }
-    if ran == 0 {
-        return Err(format!("no implemented scenario among {selected:?}; implemented: S1, S2, S6"));
-    }
-    Ok(())
 }

@@ -13,6 +13,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,10 @@ use hakuban_tokio::{DataSynchronized, Exchange, ObjectState, WebsocketConnector,
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WARM_UP: i64 = 200;
-const MEASURED: i64 = 20_000;
+/// Measured round trips (a smoke run measures fewer).
+fn measured() -> i64 {
+    if common::quick() { 1_000 } else { 20_000 }
+}
 
 fn state(version: i64) -> ObjectState<hakuban_tokio::DataBytes> {
     let mut payload = format!("{{\"seq\":{version},\"pad\":\"").into_bytes();
@@ -71,9 +76,9 @@ fn s0_floor() -> (f64, f64) {
             }
         }
     });
-    let mut rtts = Vec::with_capacity(MEASURED as usize);
+    let mut rtts = Vec::with_capacity(measured() as usize);
     let mut buffer = [7u8; 32];
-    for i in 0..WARM_UP + MEASURED {
+    for i in 0..WARM_UP + measured() {
         let start = Instant::now();
         a.write_all(&buffer).unwrap();
         a.read_exact(&mut buffer).unwrap();
@@ -84,11 +89,12 @@ fn s0_floor() -> (f64, f64) {
     drop(a);
     let total: Duration = rtts.iter().sum();
     rtts.sort();
-    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, MEASURED as f64 / total.as_secs_f64())
+    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, measured() as f64 / total.as_secs_f64())
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let default_runs = if common::quick() { 1 } else { 3 };
+    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(default_runs);
     let router_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let router_exchange = Exchange::new();
     let listener = router_runtime
@@ -99,7 +105,8 @@ fn main() {
     for _ in 0..runs {
         let (floor_p50, floor_rate) = s0_floor();
         println!(
-            "{{\"scenario\":\"S0\",\"params\":{{\"round_trips\":{MEASURED}}},\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}"
+            "{{\"scenario\":\"S0\",\"params\":{{\"round_trips\":{}}},\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}",
+            measured()
         );
         let url = url.clone();
         let rtts = clients.block_on(async move {
@@ -116,7 +123,7 @@ fn main() {
                 while let Some(seen) = stream.next().await {
                     let version = seen.version[0];
                     sink.publish(state(version));
-                    if version >= WARM_UP + MEASURED {
+                    if version >= WARM_UP + measured() {
                         break;
                     }
                 }
@@ -124,8 +131,8 @@ fn main() {
             });
             let sink = a_expose.next().await.unwrap();
             let mut stream = a_observe.next().await.unwrap();
-            let mut rtts = Vec::with_capacity(MEASURED as usize);
-            for i in 1..=WARM_UP + MEASURED {
+            let mut rtts = Vec::with_capacity(measured() as usize);
+            for i in 1..=WARM_UP + measured() {
                 let start = Instant::now();
                 sink.publish(state(i));
                 loop {
@@ -146,12 +153,14 @@ fn main() {
         sorted.sort();
         let pct = |p: f64| sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6;
         println!(
-            "{{\"scenario\":\"S2\",\"params\":{{\"round_trips\":{MEASURED}}},\"results\":{{\"round_trips_per_s\":{:.0},\"rtt_p50_us\":{:.0},\"rtt_p99_us\":{:.0},\"rtt_p999_us\":{:.0},\"p50_vs_s0\":{:.2}}}}}",
-            MEASURED as f64 / total.as_secs_f64(),
+            "{{\"scenario\":\"S2\",\"params\":{{\"round_trips\":{}}},\"results\":{{\"round_trips_per_s\":{:.0},\"rtt_p50_us\":{:.0},\"rtt_p99_us\":{:.0},\"rtt_p999_us\":{:.0},\"p50_vs_s0\":{:.2},{}}}}}",
+            measured(),
+            measured() as f64 / total.as_secs_f64(),
             pct(0.5),
             pct(0.99),
             pct(0.999),
-            pct(0.5) / floor_p50
+            pct(0.5) / floor_p50,
+            common::process_figures()
         );
     }
     drop(listener);

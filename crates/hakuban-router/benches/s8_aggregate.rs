@@ -1,0 +1,151 @@
+//! BENCHMARKS.md S8, aggregate throughput through the real `hakuban-router` process: an exposer
+//! exchange (one tag expose contract on `"t"`) and an observer exchange (1,000 object observe
+//! contracts on `(["t"], {"id": i})`) each connected to it. Once every object shows version [0] at
+//! the observer, the producer sends 100 rounds, each a new small payload [r] to every object's
+//! sink, yielding to the executor after each round (100,000 states). Measured: distinct (object,
+//! version) states received per second, first send to all objects at [100]; the share of the
+//! 100,000 states received; last send to all final versions; the router process's CPU seconds
+//! per 100,000 states. One JSON line per run. Run with `cargo xtask bench S8`.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../hakuban-tokio/benches/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector};
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The small payload: `{"seq":<n>,"pad":"xxx…"}`, exactly 64 bytes, version [n].
+fn state(n: i64) -> ObjectState<hakuban_tokio::DataBytes> {
+    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
+    payload.resize(62, b'x');
+    payload.extend_from_slice(b"\"}");
+    ObjectState::new(Arc::new(payload)).with_version([n]).with_format(["JSON"])
+}
+
+/// Starts the router binary on an ephemeral port; returns it with its URL.
+fn router() -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hakuban-router"))
+        .args(["--bind", "ws://127.0.0.1:0"])
+        .env("RUST_LOG", "warn,hakuban_router=info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the router starts").unwrap();
+        if let Some(rest) = line.split("url=").nth(1).filter(|_| line.contains("router started")) {
+            break rest.split_whitespace().next().unwrap().trim_matches('"').split('#').next().unwrap().to_string();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+struct Progress {
+    at_zero: AtomicUsize,
+    at_final: AtomicUsize,
+    distinct: AtomicUsize,
+    objects: usize,
+    zero: Notify,
+    finished: Notify,
+}
+
+fn main() {
+    let (objects, rounds): (usize, i64) = if common::quick() { (100, 10) } else { (1_000, 100) };
+    let (mut router, url) = router();
+    let pid = router.id().to_string();
+    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let line = clients.block_on(async move {
+        let (exposer, observer) = (Exchange::new(), Exchange::new());
+        let _up_exposer = WebsocketConnector::new(exposer.clone(), &url).unwrap();
+        let _up_observer = WebsocketConnector::new(observer.clone(), &url).unwrap();
+        let progress = Arc::new(Progress {
+            at_zero: AtomicUsize::new(0),
+            at_final: AtomicUsize::new(0),
+            distinct: AtomicUsize::new(0),
+            objects,
+            zero: Notify::new(),
+            finished: Notify::new(),
+        });
+        let mut contracts = Vec::new();
+        for id in 0..objects {
+            let mut contract = observer.object_observe_contract((["t"], json!({ "id": id }))).build();
+            let progress = progress.clone();
+            let mut stream = contract.next().await.unwrap();
+            contracts.push(contract);
+            tokio::spawn(async move {
+                let mut last = -1;
+                while let Some(seen) = stream.next().await {
+                    let version = seen.version.first().copied().unwrap_or(-1);
+                    if version <= last {
+                        continue;
+                    }
+                    last = version;
+                    if version == 0 {
+                        if progress.at_zero.fetch_add(1, Ordering::SeqCst) + 1 == progress.objects {
+                            progress.zero.notify_one();
+                        }
+                        continue;
+                    }
+                    progress.distinct.fetch_add(1, Ordering::Relaxed);
+                    if version == rounds {
+                        if progress.at_final.fetch_add(1, Ordering::SeqCst) + 1 == progress.objects {
+                            progress.finished.notify_one();
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+        let mut tag = exposer.tag_expose_contract("t").build();
+        let mut sinks = Vec::new();
+        while sinks.len() < objects {
+            let sink = tag.next().await.unwrap();
+            sink.publish(state(0));
+            sinks.push(sink);
+        }
+        progress.zero.notified().await;
+        let cpu_before = common::cpu_seconds(&pid);
+        let started = Instant::now();
+        for round in 1..=rounds {
+            for sink in &sinks {
+                sink.publish(state(round));
+            }
+            tokio::task::yield_now().await;
+        }
+        let last_send = Instant::now();
+        tokio::time::timeout(Duration::from_secs(120), progress.finished.notified()).await.expect("all final versions");
+        let done = Instant::now();
+        let cpu = common::cpu_seconds(&pid) - cpu_before;
+        let sent = objects as f64 * rounds as f64;
+        let received = progress.distinct.load(Ordering::SeqCst) as f64;
+        let line = format!(
+            "{{\"scenario\":\"S8\",\"params\":{{\"objects\":{objects},\"rounds\":{rounds}}},\"results\":{{\"states_received_per_s\":{:.0},\"share_received\":{:.3},\"last_send_to_final_ms\":{:.2},\"router_cpu_s_per_100k\":{:.3},{}}}}}",
+            received / (done - started).as_secs_f64(),
+            received / sent,
+            (done - last_send).as_secs_f64() * 1e3,
+            cpu * 100_000.0 / sent,
+            common::process_figures()
+        );
+        drop((sinks, tag, contracts));
+        line
+    });
+    println!("{line}");
+    clients.shutdown_background();
+    let _ = router.kill();
+    let _ = router.wait();
+}

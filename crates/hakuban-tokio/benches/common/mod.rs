@@ -1,0 +1,51 @@
+//! What every benchmark reports besides its own figures: the process's peak RSS and CPU time,
+//! from /proc, and whether this is a `--quick` smoke run (`HAKUBAN_BENCH_QUICK=1`).
+
+#![allow(dead_code)]
+
+/// A smoke run: smaller sizes, figures not meant to be compared. Either asked for
+/// (`cargo xtask bench --quick`), or the bench runs as a test (`cargo test --all-targets` passes
+/// no `--bench`).
+pub fn quick() -> bool {
+    std::env::var("HAKUBAN_BENCH_QUICK").is_ok_and(|v| v == "1") || !std::env::args().any(|a| a == "--bench")
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peak resident set size (VmHWM), bytes.
+pub fn peak_rss() -> u64 {
+    status_kib("VmHWM:") * 1024
+}
+
+/// Resident set size now (VmRSS), bytes.
+pub fn rss() -> u64 {
+    status_kib("VmRSS:") * 1024
+}
+
+/// Resets the peak RSS to the current RSS (Linux `clear_refs` 5).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU seconds (user + system) of process `pid` (`self` for this one).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name; the clock
+    // tick is 100 Hz on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The process figures as JSON members, to append to a result object.
+pub fn process_figures() -> String {
+    format!("\"peak_rss_bytes\":{},\"cpu_s\":{:.3}", peak_rss(), cpu_seconds("self"))
+}

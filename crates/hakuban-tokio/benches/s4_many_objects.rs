@@ -1,0 +1,142 @@
+//! BENCHMARKS.md S4, many objects: exposer and observer exchanges through an in-process router
+//! (its own single-worker runtime); 10,000 objects `(["t"], {"id": i})`, one state each (~25
+//! bytes). Variant `obj-expose`: 10,000 object expose contracts, one tag observe contract;
+//! variant `tag-expose`: one tag expose contract, 10,000 object observe contracts. The peak RSS
+//! is reset once both clients are connected. Measured: time until all 10,000 states are at the
+//! observer; the whole process's peak RSS growth per object (router, exposer and observer: three
+//! exchanges hold each object). One JSON line per variant. Run with `cargo xtask bench S4`.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector, WebsocketListener};
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn state(id: usize) -> ObjectState<hakuban_tokio::DataBytes> {
+    ObjectState::new(Arc::new(format!("{{\"id\":{id},\"value\":\"v\"}}").into_bytes()))
+        .with_version([1])
+        .with_format(["JSON"])
+}
+
+/// Waits until both exchanges have an upstream connection.
+async fn connected(exchanges: &[&Exchange]) {
+    while !exchanges.iter().all(|e| e.snapshot().upstream_connection) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Counts first states at the observer; notifies when all `n` arrived.
+struct Arrivals {
+    count: AtomicUsize,
+    n: usize,
+    done: Notify,
+}
+
+impl Arrivals {
+    fn arrived(&self) {
+        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
+            self.done.notify_one();
+        }
+    }
+}
+
+async fn run(url: &str, variant: &str, n: usize) -> (Duration, u64) {
+    let (exposer, observer) = (Exchange::new(), Exchange::new());
+    let _up_exposer = WebsocketConnector::new(exposer.clone(), url).unwrap();
+    let _up_observer = WebsocketConnector::new(observer.clone(), url).unwrap();
+    connected(&[&exposer, &observer]).await;
+    let base = common::rss();
+    common::reset_peak_rss();
+    let arrivals = Arc::new(Arrivals { count: AtomicUsize::new(0), n, done: Notify::new() });
+    let started = Instant::now();
+    let mut keep = Vec::new();
+    if variant == "obj-expose" {
+        for id in 0..n {
+            let mut contract = exposer.object_expose_contract((["t"], json!({ "id": id }))).build();
+            keep.push(tokio::spawn(async move {
+                let sink = contract.next().await.unwrap();
+                sink.publish(state(id));
+                (contract, sink)
+            }));
+        }
+        let mut tag = observer.tag_observe_contract("t").build();
+        let counter = arrivals.clone();
+        keep.push(tokio::spawn(async move {
+            while let Some(mut stream) = tag.next().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    if stream.next().await.is_some() {
+                        counter.arrived();
+                    }
+                    // Held until the end of the process.
+                    std::future::pending::<()>().await;
+                    drop(stream);
+                });
+            }
+            unreachable!("the tag contract lives on");
+        }));
+    } else {
+        let mut tag = exposer.tag_expose_contract("t").build();
+        keep.push(tokio::spawn(async move {
+            let mut sinks = Vec::new();
+            while let Some(sink) = tag.next().await {
+                let id = sink.descriptor().json()["id"].as_u64().unwrap_or(0) as usize;
+                sink.publish(state(id));
+                sinks.push(sink);
+            }
+            unreachable!("the tag contract lives on");
+        }));
+        for id in 0..n {
+            let mut contract = observer.object_observe_contract((["t"], json!({ "id": id }))).build();
+            let counter = arrivals.clone();
+            tokio::spawn(async move {
+                let mut stream = contract.next().await.unwrap();
+                if stream.next().await.is_some() {
+                    counter.arrived();
+                }
+                std::future::pending::<()>().await;
+                drop((contract, stream));
+            });
+        }
+    }
+    arrivals.done.notified().await;
+    let elapsed = started.elapsed();
+    let per_object = common::peak_rss().saturating_sub(base) / n as u64;
+    (elapsed, per_object)
+}
+
+fn main() {
+    let n = if common::quick() { 1_000 } else { 10_000 };
+    let variants: Vec<String> = match std::env::var("S4_VARIANT") {
+        Ok(variant) => vec![variant],
+        Err(_) => vec!["obj-expose".into(), "tag-expose".into()],
+    };
+    for variant in variants {
+        // A fresh router and clients per variant: nothing carried over.
+        let router_runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener =
+            router_runtime.block_on(WebsocketListener::new(Exchange::new(), "ws://127.0.0.1:0#nodelay=true")).unwrap();
+        let url = listener.url().to_string();
+        let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (elapsed, per_object) = clients.block_on(run(&url, &variant, n));
+        println!(
+            "{{\"scenario\":\"S4\",\"params\":{{\"variant\":\"{variant}\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.1},\"peak_rss_per_object_bytes\":{per_object},{}}}}}",
+            elapsed.as_secs_f64() * 1e3,
+            common::process_figures()
+        );
+        clients.shutdown_background();
+        drop(listener);
+        router_runtime.shutdown_background();
+    }
+}
