@@ -1,6 +1,8 @@
 //! The whole input path of a link: hello, declarations, interests, assignments, streams and
 //! states in any order (mostly well-formed frames, so the fuzzer gets past decoding), plus raw
 //! bytes, into a real `Link` of either role on an exchange that observes and exposes things.
+//! Access policies too: the exchange may check a downstream peer's token against a policy,
+//! reloaded mid-run, and refusal frames come from an upstream peer.
 //! Never a panic; the engine's self-check holds after every message; once the link and the
 //! contracts are gone, nothing is left.
 #![no_main]
@@ -8,13 +10,15 @@
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use hakuban_core::{Exchange, LinkConfig, LinkRole};
+use hakuban_core::{AccessPolicy, Exchange, LinkConfig, LinkRole};
 use hakuban_proto::{DeclarationState, Frame, LoadLimitPoint, Payload, encode_batch};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     upstream: bool,
+    /// Which access policy the exchange starts with (see [`policy`]).
+    policy: u8,
     messages: Vec<Message>,
 }
 
@@ -24,11 +28,32 @@ enum Message {
     Raw(Vec<u8>),
     /// The clock moves this many milliseconds and the link's deadlines run.
     Wait(u16),
+    /// The access policy is replaced (a reload).
+    Reload(u8),
+}
+
+const READER: &str = "reader-token-0123456789";
+const WRITER: &str = "writer-token-0123456789";
+
+/// No policy, or one of two: a reader, a writer and (in the second) anonymous rights.
+fn policy(choice: u8) -> Option<AccessPolicy> {
+    let text = match choice % 3 {
+        0 => return None,
+        1 => format!(
+            r#"{{"tokens": [{{"name": "r", "token": "{READER}", "observe": {{"tags": ["t"], "objects": [2]}}}},
+                {{"name": "w", "token": "{WRITER}", "expose": {{"objects": ["*"]}}}}]}}"#
+        ),
+        _ => format!(
+            r#"{{"anonymous": {{"observe": {{"objects": [3]}}}},
+                "tokens": [{{"name": "w", "token": "{WRITER}", "expose": {{"tags": ["t"]}}, "observe": {{"objects": [0, 1]}}}}]}}"#
+        ),
+    };
+    AccessPolicy::from_json(&text).ok()
 }
 
 #[derive(Arbitrary, Debug)]
 enum Fuzzed {
-    Hello { version: u8, points: Vec<(f32, u32)> },
+    Hello { version: u8, points: Vec<(f32, u32)>, token: u8 },
     DeclareObject { id: u8, object: u8, tagged: bool },
     DeclareTag { id: u8 },
     ForgetObject { id: u8 },
@@ -43,6 +68,8 @@ enum Fuzzed {
     Synchronized { id: u8, us_ago: u16 },
     KeepAlive,
     Close,
+    ObjectRefused { id: u8, observe: bool, expose: bool },
+    TagRefused { id: u8, observe: bool, expose: bool },
 }
 
 fn id(raw: u8) -> u32 {
@@ -51,14 +78,19 @@ fn id(raw: u8) -> u32 {
 
 fn frame(fuzzed: Fuzzed) -> Frame {
     match fuzzed {
-        Fuzzed::Hello { version, points } => Frame::Hello {
-            version: u32::from(version % 3),
+        Fuzzed::Hello { version, points, token } => Frame::Hello {
+            version: u32::from(version % 4),
             name: "fuzz".into(),
             load_limit: points
                 .into_iter()
                 .map(|(after_seconds, limit)| LoadLimitPoint { after_seconds, limit })
                 .collect(),
-            token: None,
+            token: match token % 4 {
+                0 => None,
+                1 => Some(READER.into()),
+                2 => Some(WRITER.into()),
+                _ => Some("an-unknown-token-0000".into()),
+            },
         },
         Fuzzed::DeclareObject { id: i, object, tagged } => Frame::DeclareObject {
             id: id(i),
@@ -93,11 +125,18 @@ fn frame(fuzzed: Fuzzed) -> Frame {
         Fuzzed::Synchronized { id: i, us_ago } => Frame::Synchronized { object: id(i), us_ago: u64::from(us_ago) },
         Fuzzed::KeepAlive => Frame::KeepAlive,
         Fuzzed::Close => Frame::Close { reason: "bye".into() },
+        Fuzzed::ObjectRefused { id: i, observe, expose } => {
+            Frame::ObjectRefused { object: id(i), observe, expose, reason: "no".into() }
+        }
+        Fuzzed::TagRefused { id: i, observe, expose } => {
+            Frame::TagRefused { tag: id(i), observe, expose, reason: "no".into() }
+        }
     }
 }
 
 fuzz_target!(|input: Input| {
     let exchange = Exchange::new();
+    exchange.set_access_policy(policy(input.policy));
     // Local interest on some of the objects the peer may name, so channels open both ways.
     let observe = exchange.object_observe_contract((["t"], 0)).build();
     let expose = exchange.object_expose_contract((["t"], 1)).build();
@@ -121,6 +160,7 @@ fuzz_target!(|input: Input| {
                 now += Duration::from_millis(u64::from(ms));
                 link.handle_timeout(now);
             }
+            Message::Reload(choice) => exchange.set_access_policy(policy(choice)),
         }
         while link.poll_transmit(now).is_some() {}
         exchange.check_invariants().expect("the engine's self-check holds");

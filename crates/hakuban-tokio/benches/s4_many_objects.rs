@@ -19,8 +19,13 @@ use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector, WebsocketListener
 use serde_json::json;
 use tokio::sync::Notify;
 
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
 
 fn state(id: usize) -> ObjectState<hakuban_tokio::DataBytes> {
     ObjectState::new(Arc::new(format!("{{\"id\":{id},\"value\":\"v\"}}").into_bytes()))
@@ -116,6 +121,8 @@ async fn run(url: &str, variant: &str, n: usize) -> (Duration, u64) {
 }
 
 fn main() {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let n = if common::quick() { 1_000 } else { 10_000 };
     let variants: Vec<String> = match std::env::var("S4_VARIANT") {
         Ok(variant) => vec![variant],

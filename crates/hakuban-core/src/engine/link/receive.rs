@@ -35,6 +35,9 @@ impl Engine {
                 {
                     return Err(CloseReason::TooManyDeclarations { limit: rec.config.limits.max_declarations });
                 }
+                // One copy per exchange: a descriptor we already hold is shared, not kept twice
+                // (each hop of a state declares its object again, in the sender's ids).
+                let descriptor = self.object_index.get_key_value(&descriptor).map_or(descriptor, |(d, _)| d.clone());
                 rec.peer_objects.insert(id, descriptor);
                 return Ok(());
             }
@@ -44,6 +47,7 @@ impl Engine {
                 {
                     return Err(CloseReason::TooManyDeclarations { limit: rec.config.limits.max_declarations });
                 }
+                let descriptor = self.tag_index.get_key_value(&descriptor).map_or(descriptor, |(d, _)| d.clone());
                 rec.peer_tags.insert(id, descriptor);
                 return Ok(());
             }
