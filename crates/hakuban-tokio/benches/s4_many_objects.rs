@@ -124,11 +124,24 @@ fn main() {
     #[cfg(feature = "dhat-heap")]
     let _profiler = dhat::Profiler::new_heap();
     let n = if common::quick() { 1_000 } else { 10_000 };
-    let variants: Vec<String> = match std::env::var("S4_VARIANT") {
-        Ok(variant) => vec![variant],
-        Err(_) => vec!["obj-expose".into(), "tag-expose".into()],
+    let variant = match std::env::var("S4_VARIANT") {
+        Ok(variant) => variant,
+        Err(_) => {
+            // Each variant in a fresh process of its own: memory freed by one would otherwise be
+            // reused by the next and hide its growth.
+            for variant in ["obj-expose", "tag-expose"] {
+                let exe = std::env::current_exe().unwrap();
+                let status = std::process::Command::new(exe)
+                    .args(std::env::args().skip(1))
+                    .env("S4_VARIANT", variant)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "S4 {variant} failed");
+            }
+            return;
+        }
     };
-    for variant in variants {
+    {
         // A fresh router and clients per variant: nothing carried over.
         let router_runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();

@@ -3,10 +3,14 @@
 //! down, sockets closed) and restarted on the same port after 500 ms, and in a second variant
 //! after 550 ms, three cycles each. Measured per cycle: kill -> the observer sees a
 //! not-synchronised state; restart -> the first version published after the restart reaches the
-//! observer. Prints one JSON line per variant with the per-cycle figures and their median. Run
-//! with `cargo xtask bench S6`.
+//! observer. Prints one JSON line per variant with the per-cycle figures and their median. A
+//! third variant, `spread`, restarts a router with 1,000 clients after 500 ms and reports when
+//! they reconnect (first, p50, p90, last, and the most in any 10 ms): the jitter must spread
+//! them. Run with `cargo xtask bench S6`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,9 +164,68 @@ fn variant(outage: Duration, clients: &tokio::runtime::Runtime) {
     }
 }
 
+/// The spread of reconnections: `n` clients of one router that is killed and restarted after
+/// 500 ms. Each client's reconnection instant after the restart (polled every millisecond).
+fn spread(n: usize, clients: &tokio::runtime::Runtime) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let url = format!("ws://{address}");
+    let router = Router::start(&address);
+    let _guard = clients.enter();
+    let connectors: Vec<(Exchange, WebsocketConnector)> = (0..n)
+        .map(|_| {
+            let exchange = Exchange::new();
+            let connector = WebsocketConnector::new(exchange.clone(), &url).unwrap();
+            (exchange, connector)
+        })
+        .collect();
+    let all_up = || connectors.iter().all(|(_, c)| c.snapshot().upstream_connection.is_some());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !all_up() {
+        assert!(Instant::now() < deadline, "S6 spread: the clients did not all connect");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    router.kill();
+    let down = || connectors.iter().all(|(_, c)| c.snapshot().upstream_connection.is_none());
+    while !down() {
+        assert!(Instant::now() < deadline, "S6 spread: the clients did not all see the kill");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let restarted_at = Instant::now();
+    let router = Router::start(&address);
+    let mut back: Vec<Option<f64>> = vec![None; n];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while back.iter().any(Option::is_none) {
+        assert!(Instant::now() < deadline, "S6 spread: the clients did not all reconnect");
+        for (slot, (_, connector)) in back.iter_mut().zip(&connectors) {
+            if slot.is_none() && connector.snapshot().upstream_connection.is_some() {
+                *slot = Some(restarted_at.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut back: Vec<f64> = back.into_iter().flatten().collect();
+    back.sort_by(f64::total_cmp);
+    let at = |p: f64| back[((back.len() as f64 * p) as usize).min(back.len() - 1)];
+    // The busiest 10 ms: how many clients reconnected in it.
+    let busiest = back.iter().map(|t| back.iter().filter(|u| **u >= *t && **u < t + 10.0).count()).max().unwrap_or(0);
+    println!(
+        "{{\"scenario\":\"S6\",\"params\":{{\"variant\":\"spread\",\"clients\":{n},\"outage_ms\":500}},\"results\":{{\"first_reconnect_ms\":{:.1},\"p50_reconnect_ms\":{:.1},\"p90_reconnect_ms\":{:.1},\"last_reconnect_ms\":{:.1},\"spread_ms\":{:.1},\"busiest_10ms\":{busiest}}}}}",
+        at(0.0),
+        at(0.5),
+        at(0.9),
+        at(1.0),
+        at(1.0) - at(0.0),
+    );
+    drop(connectors);
+    router.kill();
+}
+
 fn main() {
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for outage in [Duration::from_millis(500), Duration::from_millis(550)] {
         variant(outage, &clients);
     }
+    spread(if common::quick() { 100 } else { 1_000 }, &clients);
 }

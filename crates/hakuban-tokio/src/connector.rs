@@ -24,6 +24,10 @@ const FAST_MAX_BACKOFF: Duration = Duration::from_millis(50);
 /// Growth of the delay per failed attempt, before and after [`FAST_RETRY_FOR`].
 const FAST_GROWTH: f64 = 1.25;
 const SLOW_GROWTH: f64 = 1.5;
+/// How long a TCP connection attempt may take during the first [`FAST_RETRY_FOR`] of an outage,
+/// and after.
+const FAST_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+const SLOW_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest reconnection delay, for long outages.
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// A connection that lasted this long ends an outage: the next one starts from [`MIN_BACKOFF`].
@@ -168,7 +172,12 @@ async fn connect_forever(reservation: Arc<UpstreamReservation>, target: Target, 
     let mut down_since = Instant::now();
     loop {
         let started = Instant::now();
-        let outcome = connect_once(&reservation, &target, &current).await;
+        // Early in an outage a connection attempt that hangs (its SYN dropped by a restarting
+        // router's full queue, retried by the kernel only after a second) is given up for a new
+        // one; later, slow networks get all the time they need.
+        let connect_timeout =
+            if down_since.elapsed() < FAST_RETRY_FOR { FAST_CONNECT_TIMEOUT } else { SLOW_CONNECT_TIMEOUT };
+        let outcome = connect_once(&reservation, &target, &current, connect_timeout).await;
         let stable = started.elapsed() >= STABLE_AFTER;
         if let Ok(mut current) = current.lock() {
             current.link = None;
@@ -230,8 +239,13 @@ async fn connect_once(
     reservation: &UpstreamReservation,
     target: &Target,
     current: &Arc<Mutex<Current>>,
+    connect_timeout: Duration,
 ) -> Result<hakuban_core::CloseReason, String> {
-    let socket = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| e.to_string())?;
+    let connect = TcpStream::connect((target.host.as_str(), target.port));
+    let socket = tokio::time::timeout(connect_timeout, connect)
+        .await
+        .map_err(|_| format!("TCP connection not established within {connect_timeout:?}"))?
+        .map_err(|e| e.to_string())?;
     let _ = socket.set_nodelay(target.parameters.nodelay);
     let local_address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let config = target.parameters.link_config("rust-client");
