@@ -15,8 +15,10 @@ use std::process::{Command, Stdio};
 pub const BENCHES: &[(&[&str], &str, &str)] = &[
     (&["S1"], "hakuban-core", "s1_local_fanout"),
     (&["S0", "S2"], "hakuban-tokio", "s2_router_pingpong"),
+    (&["S3"], "hakuban-tokio", "s3_router_throughput"),
     (&["S4"], "hakuban-tokio", "s4_many_objects"),
     (&["S6"], "hakuban-tokio", "s6_reconnect"),
+    (&["S7"], "hakuban-tokio", "s7_failover"),
     (&["S8"], "hakuban-router", "s8_aggregate"),
 ];
 
