@@ -113,7 +113,8 @@ impl Grant {
 
     /// Whether the grant covers this object.
     pub fn covers_object(&self, object: &ObjectDescriptor) -> bool {
-        self.objects.iter().any(|p| p.matches(object.json())) || object.tags().iter().any(|tag| self.covers_tag(tag))
+        (!self.objects.is_empty() && object.with_json(|json| self.objects.iter().any(|p| p.matches(json))))
+            || object.tags().iter().any(|tag| self.covers_tag(tag))
     }
 
     /// Whether the grant covers this tag.

@@ -131,7 +131,13 @@ impl From<&TagDescriptor> for TagDescriptor {
 struct ObjectDescriptorInner {
     /// Sorted by [`cmp_json`] and free of duplicates, so set equality is slice equality.
     tags: Vec<TagDescriptor>,
-    json: Value,
+    /// Canonical compact JSON text of the identifier (object keys sorted, `-0.0` written as
+    /// `0.0`): equal texts are equal values. Identity goes by it.
+    text: Box<str>,
+    /// The identifier as a value: kept when the descriptor was made from one, parsed from
+    /// `text` on first use when it came from the wire. A router never needs it, so each object
+    /// costs it the text only, not serde_json's tree.
+    json: std::sync::OnceLock<Value>,
     hash: u64,
 }
 
@@ -155,27 +161,42 @@ pub struct ObjectDescriptor {
 impl ObjectDescriptor {
     /// An object named by `json`, belonging to every tag in `tags` (duplicates collapse).
     pub fn new<T: Into<TagDescriptor>>(tags: impl IntoIterator<Item = T>, json: impl Into<Value>) -> Self {
+        let json = json.into();
+        let inner = ObjectDescriptor::inner(tags, &json);
+        let _ = inner.json.set(json);
+        ObjectDescriptor { inner: Arc::new(inner) }
+    }
+
+    /// The record of a descriptor, its value not kept.
+    fn inner<T: Into<TagDescriptor>>(tags: impl IntoIterator<Item = T>, json: &Value) -> ObjectDescriptorInner {
         let mut tags: Vec<TagDescriptor> = tags.into_iter().map(Into::into).collect();
         tags.sort();
         tags.dedup();
-        let json = json.into();
         let mut hasher = std::hash::DefaultHasher::new();
-        hash_json(&json, &mut hasher);
+        hash_json(json, &mut hasher);
         for tag in &tags {
             hash_json(&tag.json, &mut hasher);
         }
         let hash = hasher.finish();
-        ObjectDescriptor { inner: Arc::new(ObjectDescriptorInner { tags, json, hash }) }
+        ObjectDescriptorInner {
+            tags,
+            text: canonical_text(json).into_boxed_str(),
+            json: std::sync::OnceLock::new(),
+            hash,
+        }
     }
 
-    /// Parses each of `tags` and `json` as JSON text.
+    /// Parses each of `tags` and `json` as JSON text. The parsed value is not kept (it is parsed
+    /// again on the first call to [`json`](Self::json)): descriptors from the network cost their
+    /// text only.
     pub fn from_json_strings<S: AsRef<str>>(
         tags: impl IntoIterator<Item = S>,
         json: &str,
     ) -> Result<Self, DescriptorError> {
         let tags =
             tags.into_iter().map(|tag| TagDescriptor::from_json_string(tag.as_ref())).collect::<Result<Vec<_>, _>>()?;
-        Ok(ObjectDescriptor::new(tags, serde_json::from_str::<Value>(json)?))
+        let value = serde_json::from_str::<Value>(json)?;
+        Ok(ObjectDescriptor { inner: Arc::new(ObjectDescriptor::inner(tags, &value)) })
     }
 
     /// The object's tags, in a canonical order.
@@ -185,12 +206,27 @@ impl ObjectDescriptor {
 
     /// The object's JSON identifier.
     pub fn json(&self) -> &Value {
-        &self.inner.json
+        // The text was written from a value, so it parses; `Null` is only a formal fallback.
+        self.inner.json.get_or_init(|| serde_json::from_str(&self.inner.text).unwrap_or(Value::Null))
+    }
+
+    /// Calls `f` with the identifier's value without keeping a parsed copy (for code that looks
+    /// at many descriptors once, such as access checks).
+    pub(crate) fn with_json<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
+        match self.inner.json.get() {
+            Some(value) => f(value),
+            None => f(&serde_json::from_str(&self.inner.text).unwrap_or(Value::Null)),
+        }
     }
 
     /// Compact JSON text of the identifier (object keys sorted).
     pub fn json_to_string(&self) -> String {
-        self.inner.json.to_string()
+        self.inner.text.to_string()
+    }
+
+    /// The same text, borrowed.
+    pub fn json_text(&self) -> &str {
+        &self.inner.text
     }
 
     /// Compact JSON text of each tag, in the canonical tag order.
@@ -203,7 +239,7 @@ impl PartialEq for ObjectDescriptor {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
             || (self.inner.hash == other.inner.hash
-                && self.inner.json == other.inner.json
+                && self.inner.text == other.inner.text
                 && self.inner.tags == other.inner.tags)
     }
 }
@@ -217,7 +253,7 @@ impl Hash for ObjectDescriptor {
 
 impl fmt::Display for ObjectDescriptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.inner.json)
+        f.write_str(&self.inner.text)
     }
 }
 impl fmt::Debug for ObjectDescriptor {
@@ -229,7 +265,7 @@ impl fmt::Debug for ObjectDescriptor {
             }
             write!(f, "{tag}")?;
         }
-        write!(f, "]:{}", self.inner.json)
+        write!(f, "]:{}", self.inner.text)
     }
 }
 
@@ -244,7 +280,7 @@ impl Serialize for ObjectDescriptor {
         use serde::ser::SerializeStruct;
         let mut s = serializer.serialize_struct("ObjectDescriptor", 2)?;
         s.serialize_field("tags", &self.inner.tags)?;
-        s.serialize_field("json", &self.inner.json)?;
+        self.with_json(|json| s.serialize_field("json", json))?;
         s.end()
     }
 }
@@ -283,6 +319,34 @@ impl From<&str> for ObjectDescriptor {
 impl From<&ObjectDescriptor> for ObjectDescriptor {
     fn from(descriptor: &ObjectDescriptor) -> Self {
         descriptor.clone()
+    }
+}
+
+/// Compact text of `value` that is equal for equal values: serde_json writes object keys in
+/// order and floats in their shortest form; `-0.0`, equal to `0.0`, is written as `0.0`.
+fn canonical_text(value: &Value) -> String {
+    fn has_negative_zero(value: &Value) -> bool {
+        match value {
+            Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) && n.is_f64(),
+            Value::Array(items) => items.iter().any(has_negative_zero),
+            Value::Object(map) => map.values().any(has_negative_zero),
+            _ => false,
+        }
+    }
+    fn positive_zero(value: &mut Value) {
+        match value {
+            Value::Number(n) if n.is_f64() && n.as_f64() == Some(0.0) => *value = serde_json::json!(0.0),
+            Value::Array(items) => items.iter_mut().for_each(positive_zero),
+            Value::Object(map) => map.values_mut().for_each(positive_zero),
+            _ => {}
+        }
+    }
+    if has_negative_zero(value) {
+        let mut value = value.clone();
+        positive_zero(&mut value);
+        value.to_string()
+    } else {
+        value.to_string()
     }
 }
 
@@ -438,6 +502,11 @@ mod tests {
         let untagged = ObjectDescriptor::from(json!({"a": 1, "b": 2}));
         assert_ne!(a, untagged);
         assert_ne!(ObjectDescriptor::from(json!(1)), ObjectDescriptor::from(json!(1.0)));
+        assert_eq!(ObjectDescriptor::from(json!({"a": [-0.0]})), ObjectDescriptor::from(json!({"a": [0.0]})));
+        let wire = ObjectDescriptor::from_json_strings(["\"t\""], r#"{ "b": 1, "a": 2.50 }"#).unwrap();
+        assert_eq!(wire, ObjectDescriptor::from((["t"], json!({"a": 2.5, "b": 1}))), "canonical text from the wire");
+        assert_eq!(wire.json_text(), r#"{"a":2.5,"b":1}"#);
+        assert_eq!(wire.json(), &json!({"a": 2.5, "b": 1}), "parsed on first use");
         assert_ne!(TagDescriptor::new(json!(1)), TagDescriptor::new(json!(1.0)));
     }
 

@@ -147,11 +147,22 @@ fn main() {
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener =
             router_runtime.block_on(WebsocketListener::new(Exchange::new(), "ws://127.0.0.1:0#nodelay=true")).unwrap();
-        let url = listener.url().to_string();
+        // With HAKUBAN_ROUTER_URL (and HAKUBAN_ROUTER_PID), the clients use that router process
+        // instead, and its RSS growth per object is reported too.
+        let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| listener.url().to_string());
+        let router_pid = std::env::var("HAKUBAN_ROUTER_PID").ok();
+        let router_before = router_pid.as_deref().map(common::rss_of).unwrap_or(0);
         let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (elapsed, per_object) = clients.block_on(run(&url, &variant, n));
+        let router = match router_pid.as_deref() {
+            Some(pid) => format!(
+                ",\"router_rss_per_object_bytes\":{}",
+                common::rss_of(pid).saturating_sub(router_before) / n as u64
+            ),
+            None => String::new(),
+        };
         println!(
-            "{{\"scenario\":\"S4\",\"params\":{{\"variant\":\"{variant}\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.1},\"peak_rss_per_object_bytes\":{per_object},{}}}}}",
+            "{{\"scenario\":\"S4\",\"params\":{{\"variant\":\"{variant}\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.1},\"peak_rss_per_object_bytes\":{per_object}{router},{}}}}}",
             elapsed.as_secs_f64() * 1e3,
             common::process_figures()
         );

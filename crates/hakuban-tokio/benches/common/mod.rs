@@ -30,6 +30,18 @@ pub fn rss() -> u64 {
     status_kib("VmRSS:") * 1024
 }
 
+/// Resident set size of process `pid` now, bytes.
+pub fn rss_of(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    kib * 1024
+}
+
 /// Resets the peak RSS to the current RSS (Linux `clear_refs` 5).
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
