@@ -20,6 +20,7 @@ pub const BENCHES: &[(&[&str], &str, &str)] = &[
     (&["S6"], "hakuban-tokio", "s6_reconnect"),
     (&["S7"], "hakuban-tokio", "s7_failover"),
     (&["S8"], "hakuban-router", "s8_aggregate"),
+    (&["S9"], "hakuban-router", "s9_scale"),
 ];
 
 /// Runs the selected scenarios (all when none is named).
