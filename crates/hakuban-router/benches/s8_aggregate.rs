@@ -11,49 +11,19 @@
 
 #[path = "../../hakuban-tokio/benches/common/mod.rs"]
 mod common;
+mod router_process;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector};
+use hakuban_tokio::{Exchange, WebsocketConnector};
 use serde_json::json;
 use tokio::sync::Notify;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The small payload: `{"seq":<n>,"pad":"xxx…"}`, exactly 64 bytes, version [n].
-fn state(n: i64) -> ObjectState<hakuban_tokio::DataBytes> {
-    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
-    payload.resize(62, b'x');
-    payload.extend_from_slice(b"\"}");
-    ObjectState::new(Arc::new(payload)).with_version([n]).with_format(["JSON"])
-}
-
-/// Starts the router binary on an ephemeral port; returns it with its URL.
-fn router() -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hakuban-router"))
-        .args(["--bind", "ws://127.0.0.1:0"])
-        .env("RUST_LOG", "warn,hakuban_router=info")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the router starts").unwrap();
-        if let Some(rest) = line.split("url=").nth(1).filter(|_| line.contains("router started")) {
-            break rest.split_whitespace().next().unwrap().trim_matches('"').split('#').next().unwrap().to_string();
-        }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, url)
-}
 
 struct Progress {
     at_zero: AtomicUsize,
@@ -66,8 +36,8 @@ struct Progress {
 
 fn main() {
     let (objects, rounds): (usize, i64) = if common::quick() { (100, 10) } else { (1_000, 100) };
-    let (mut router, url) = router();
-    let pid = router.id().to_string();
+    let router = router_process::RouterProcess::start();
+    let (pid, url) = (router.pid(), router.url.clone());
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let line = clients.block_on(async move {
         let (exposer, observer) = (Exchange::new(), Exchange::new());
@@ -115,7 +85,7 @@ fn main() {
         let mut sinks = Vec::new();
         while sinks.len() < objects {
             let sink = tag.next().await.unwrap();
-            sink.publish(state(0));
+            sink.publish(common::small_state(0));
             sinks.push(sink);
         }
         progress.zero.notified().await;
@@ -123,7 +93,7 @@ fn main() {
         let started = Instant::now();
         for round in 1..=rounds {
             for sink in &sinks {
-                sink.publish(state(round));
+                sink.publish(common::small_state(round));
             }
             tokio::task::yield_now().await;
         }
@@ -146,6 +116,5 @@ fn main() {
     });
     println!("{line}");
     clients.shutdown_background();
-    let _ = router.kill();
-    let _ = router.wait();
+    drop(router);
 }

@@ -11,93 +11,37 @@
 
 #[path = "../../hakuban-tokio/benches/common/mod.rs"]
 mod common;
+mod router_process;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector};
+use hakuban_tokio::{Exchange, WebsocketConnector};
+use router_process::RouterProcess;
 use serde_json::json;
 use tokio::sync::Notify;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Router {
-    child: Child,
-    url: String,
-}
-
-impl Router {
-    fn start() -> Router {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hakuban-router"))
-            .args(["--bind", "ws://127.0.0.1:0"])
-            .env("RUST_LOG", "warn,hakuban_router=info")
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("the router starts").unwrap();
-            if let Some(rest) = line.split("url=").nth(1).filter(|_| line.contains("router started")) {
-                break rest.split_whitespace().next().unwrap().trim_matches('"').split('#').next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Router { child, url }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn rss(&self) -> u64 {
-        common::rss_of(&self.pid())
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn small_state(n: i64) -> ObjectState<hakuban_tokio::DataBytes> {
-    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
-    payload.resize(62, b'x');
-    payload.extend_from_slice(b"\"}");
-    ObjectState::new(Arc::new(payload)).with_version([n]).with_format(["JSON"])
-}
-
-async fn connected(exchanges: &[&Exchange]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !exchanges.iter().all(|e| e.snapshot().upstream_connection) {
-        assert!(Instant::now() < deadline, "S9: clients did not connect");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// (a) Many objects: one tag expose contract, `n` object observe contracts.
 async fn many_objects(n: usize) -> String {
-    let router = Router::start();
+    let router = RouterProcess::start();
     let (exposer, observer) = (Exchange::new(), Exchange::new());
     let _up = (
         WebsocketConnector::new(exposer.clone(), &router.url).unwrap(),
         WebsocketConnector::new(observer.clone(), &router.url).unwrap(),
     );
-    connected(&[&exposer, &observer]).await;
-    let before = router.rss();
+    common::connected(&[&exposer, &observer]).await;
+    let before = common::rss_of(&router.pid());
     let started = Instant::now();
     let mut tag = exposer.tag_expose_contract("t").build();
     let exposing = tokio::spawn(async move {
         let mut sinks = Vec::new();
         while let Some(sink) = tag.next().await {
-            sink.publish(small_state(1));
+            sink.publish(common::small_state(1));
             sinks.push(sink);
         }
         drop(sinks);
@@ -120,7 +64,7 @@ async fn many_objects(n: usize) -> String {
     }
     tokio::time::timeout(Duration::from_secs(300), all.notified()).await.expect("all delivered");
     let elapsed = started.elapsed();
-    let per_object = router.rss().saturating_sub(before) / n as u64;
+    let per_object = common::rss_of(&router.pid()).saturating_sub(before) / n as u64;
     exposing.abort();
     format!(
         "{{\"scenario\":\"S9\",\"params\":{{\"part\":\"a\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.0},\"router_rss_per_object_bytes\":{per_object},{}}}}}",
@@ -134,7 +78,7 @@ type Seen = (usize, Option<Instant>);
 
 /// (b) Fan-out: `clients` exchanges observe one object updated every 10 ms for `seconds`.
 async fn fan_out(clients: usize, seconds: u64) -> String {
-    let router = Router::start();
+    let router = RouterProcess::start();
     let exposer = Exchange::new();
     let _up = WebsocketConnector::new(exposer.clone(), &router.url).unwrap();
     let observers: Vec<(Exchange, WebsocketConnector)> = (0..clients)
@@ -145,7 +89,7 @@ async fn fan_out(clients: usize, seconds: u64) -> String {
         })
         .collect();
     let refs: Vec<&Exchange> = observers.iter().map(|(e, _)| e).chain([&exposer]).collect();
-    connected(&refs).await;
+    common::connected(&refs).await;
     // Per version: when it was sent, and how many observers have seen it (and when the last did).
     let sent: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::new()));
     let last_seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
@@ -173,13 +117,13 @@ async fn fan_out(clients: usize, seconds: u64) -> String {
     let sink = expose.next().await.unwrap();
     let updates = (seconds * 100) as usize;
     last_seen.lock().unwrap().resize(updates + 1, (0, None));
-    sink.publish(small_state(0));
+    sink.publish(common::small_state(0));
     let cpu_before = common::cpu_seconds(&router.pid());
     let mut ticks = tokio::time::interval(Duration::from_millis(10));
     for version in 1..=updates {
         ticks.tick().await;
         sent.lock().unwrap().push(Instant::now());
-        sink.publish(small_state(version as i64));
+        sink.publish(common::small_state(version as i64));
     }
     // The last version reaches everyone, then the figures.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -214,9 +158,9 @@ async fn fan_out(clients: usize, seconds: u64) -> String {
 
 /// (c) Idle connections: `n` connected clients, then all closed.
 async fn idle(n: usize) -> String {
-    let router = Router::start();
+    let router = RouterProcess::start();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let baseline = router.rss();
+    let baseline = common::rss_of(&router.pid());
     let clients: Vec<(Exchange, WebsocketConnector)> = (0..n)
         .map(|_| {
             let exchange = Exchange::new();
@@ -225,17 +169,17 @@ async fn idle(n: usize) -> String {
         })
         .collect();
     let refs: Vec<&Exchange> = clients.iter().map(|(e, _)| e).collect();
-    connected(&refs).await;
-    let connected_rss = router.rss();
+    common::connected(&refs).await;
+    let connected_rss = common::rss_of(&router.pid());
     drop(refs);
     drop(clients);
     // The router gives memory back over a few seconds (jemalloc's background purge).
     let limit = baseline + (connected_rss - baseline) / 10;
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut after = router.rss();
+    let mut after = common::rss_of(&router.pid());
     while after > limit && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        after = router.rss();
+        after = common::rss_of(&router.pid());
     }
     format!(
         "{{\"scenario\":\"S9\",\"params\":{{\"part\":\"c\",\"connections\":{n}}},\"results\":{{\"router_rss_per_connection_bytes\":{},\"router_baseline_rss_bytes\":{baseline},\"router_rss_after_close_bytes\":{after},{}}}}}",

@@ -66,18 +66,25 @@ fn load_policy(path: &std::path::Path) -> Result<hakuban_tokio::AccessPolicy, St
     hakuban_tokio::AccessPolicy::from_json(&text).map_err(|e| format!("--auth {}: {e}", path.display()))
 }
 
-/// `url` with more fragment parameters (`key`, file path); paths may not hold a comma.
-fn with_parameters(url: &str, items: &[(&str, &std::path::Path)]) -> Result<String, String> {
+/// `url` with more fragment parameters; a value may not be empty or hold a comma (the
+/// parameter separator). The error names the key, never the value (it may be a token).
+fn with_parameters(url: &str, items: &[(&str, &str)]) -> Result<String, String> {
     let mut parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
     let mut fragment: Vec<String> =
         parsed.fragment().filter(|f| !f.is_empty()).map(str::to_string).into_iter().collect();
-    for (key, path) in items {
-        let text = path.to_str().filter(|p| !p.contains(',') && !p.is_empty());
-        let text = text.ok_or_else(|| format!("--{key}: the path must be UTF-8 and hold no comma"))?;
-        fragment.push(format!("{key}={text}"));
+    for (key, value) in items {
+        if value.is_empty() || value.contains(',') {
+            return Err(format!("{key}: empty, or holds a comma"));
+        }
+        fragment.push(format!("{key}={value}"));
     }
     parsed.set_fragment(Some(&fragment.join(",")));
     Ok(parsed.to_string())
+}
+
+/// A path option's text, for a URL parameter.
+fn path_text<'a>(option: &str, path: &'a std::path::Path) -> Result<&'a str, String> {
+    path.to_str().ok_or_else(|| format!("--{option}: the path must be UTF-8"))
 }
 
 fn main() -> ExitCode {
@@ -126,7 +133,11 @@ async fn run(options: Options) -> Result<(), String> {
         exchange.set_access_policy(Some(load_policy(path)?));
     }
     let bind = match (&options.tls_cert, &options.tls_key) {
-        (Some(cert), Some(key)) => with_parameters(&options.bind, &[("tls-cert", cert), ("tls-key", key)])?,
+        (Some(cert), Some(key)) => with_parameters(
+            &options.bind,
+            &[("tls-cert", path_text("tls-cert", cert)?), ("tls-key", path_text("tls-key", key)?)],
+        )
+        .map_err(|e| format!("--bind with --tls-cert/--tls-key: {e}"))?,
         _ => options.bind.clone(),
     };
     let listener = Arc::new(WebsocketListener::new(exchange.clone(), &bind).await.map_err(|e| e.to_string())?);
@@ -136,17 +147,8 @@ async fn run(options: Options) -> Result<(), String> {
                 Some(path) => {
                     let token = std::fs::read_to_string(path)
                         .map_err(|e| format!("--connect-token-file {}: {e}", path.display()))?;
-                    let token = token.trim();
-                    if token.is_empty() || token.contains(',') {
-                        return Err(format!("--connect-token-file {}: empty, or holds a comma", path.display()));
-                    }
-                    let mut parsed = url::Url::parse(url).map_err(|e| format!("--connect: {e}"))?;
-                    let fragment = match parsed.fragment().filter(|f| !f.is_empty()) {
-                        Some(existing) => format!("{existing},token={token}"),
-                        None => format!("token={token}"),
-                    };
-                    parsed.set_fragment(Some(&fragment));
-                    parsed.to_string()
+                    with_parameters(url, &[("token", token.trim())])
+                        .map_err(|e| format!("--connect-token-file {}: {e}", path.display()))?
                 }
                 None => url.clone(),
             };

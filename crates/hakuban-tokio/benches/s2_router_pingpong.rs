@@ -15,11 +15,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{DataSynchronized, Exchange, ObjectState, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, WebsocketConnector, WebsocketListener};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,18 +27,6 @@ const WARM_UP: i64 = 200;
 /// Measured round trips (a smoke run measures fewer).
 fn measured() -> i64 {
     if common::quick() { 1_000 } else { 20_000 }
-}
-
-fn state(version: i64) -> ObjectState<hakuban_tokio::DataBytes> {
-    let mut payload = format!("{{\"seq\":{version},\"pad\":\"").into_bytes();
-    payload.resize(62, b'x');
-    payload.extend_from_slice(b"\"}");
-    ObjectState {
-        data: Arc::new(payload),
-        format: vec!["JSON".into()],
-        version: vec![version],
-        synchronized: DataSynchronized::Now,
-    }
 }
 
 /// S0: median RTT through a TCP relay thread, in microseconds, and round trips per second.
@@ -122,7 +109,7 @@ fn main() {
                 let mut stream = b_observe.next().await.unwrap();
                 while let Some(seen) = stream.next().await {
                     let version = seen.version[0];
-                    sink.publish(state(version));
+                    sink.publish(common::small_state(version));
                     if version >= WARM_UP + measured() {
                         break;
                     }
@@ -134,7 +121,7 @@ fn main() {
             let mut rtts = Vec::with_capacity(measured() as usize);
             for i in 1..=WARM_UP + measured() {
                 let start = Instant::now();
-                sink.publish(state(i));
+                sink.publish(common::small_state(i));
                 loop {
                     let seen = stream.next().await.unwrap();
                     if seen.version[0] >= i {

@@ -14,18 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, WebsocketConnector, WebsocketListener};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The small payload: `{"seq":<n>,"pad":"xxx…"}`, exactly 64 bytes, version [n].
-fn state(n: i64) -> ObjectState<hakuban_tokio::DataBytes> {
-    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
-    payload.resize(62, b'x');
-    payload.extend_from_slice(b"\"}");
-    ObjectState::new(Arc::new(payload)).with_version([n]).with_format(["JSON"])
-}
 
 async fn run(url: &str, yielding: bool, versions: i64) -> String {
     let (exposer, observer) = (Exchange::new(), Exchange::new());
@@ -36,7 +28,7 @@ async fn run(url: &str, yielding: bool, versions: i64) -> String {
     let sink = expose.next().await.unwrap();
     let mut stream = observe.next().await.unwrap();
     // Warm-up version 0, seen before the burst starts.
-    sink.publish(state(0));
+    sink.publish(common::small_state(0));
     while stream.next().await.unwrap().version != vec![0] {}
     let sending = Arc::new(AtomicBool::new(true));
     let during_burst = Arc::new(AtomicUsize::new(0));
@@ -60,7 +52,7 @@ async fn run(url: &str, yielding: bool, versions: i64) -> String {
     });
     let started = Instant::now();
     for n in 1..=versions {
-        sink.publish(state(n));
+        sink.publish(common::small_state(n));
         if yielding {
             tokio::task::yield_now().await;
         }

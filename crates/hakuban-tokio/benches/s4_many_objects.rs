@@ -33,13 +33,6 @@ fn state(id: usize) -> ObjectState<hakuban_tokio::DataBytes> {
         .with_format(["JSON"])
 }
 
-/// Waits until both exchanges have an upstream connection.
-async fn connected(exchanges: &[&Exchange]) {
-    while !exchanges.iter().all(|e| e.snapshot().upstream_connection) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// Counts first states at the observer; notifies when all `n` arrived.
 struct Arrivals {
     count: AtomicUsize,
@@ -59,7 +52,7 @@ async fn run(url: &str, variant: &str, n: usize) -> (Duration, u64) {
     let (exposer, observer) = (Exchange::new(), Exchange::new());
     let _up_exposer = WebsocketConnector::new(exposer.clone(), url).unwrap();
     let _up_observer = WebsocketConnector::new(observer.clone(), url).unwrap();
-    connected(&[&exposer, &observer]).await;
+    common::connected(&[&exposer, &observer]).await;
     let base = common::rss();
     common::reset_peak_rss();
     let arrivals = Arc::new(Arrivals { count: AtomicUsize::new(0), n, done: Notify::new() });

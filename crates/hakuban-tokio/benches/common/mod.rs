@@ -1,7 +1,30 @@
-//! What every benchmark reports besides its own figures: the process's peak RSS and CPU time,
-//! from /proc, and whether this is a `--quick` smoke run (`HAKUBAN_BENCH_QUICK=1`).
+//! What the benchmarks share: the process's peak RSS and CPU time from /proc, whether this is a
+//! `--quick` smoke run (`HAKUBAN_BENCH_QUICK=1`), the small payload and waiting for clients to
+//! connect.
 
 #![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hakuban_tokio::{Exchange, ObjectState};
+
+/// BENCHMARKS.md's small payload: `{"seq":<n>,"pad":"xxx…"}`, exactly 64 bytes, version [n].
+pub fn small_state(n: i64) -> ObjectState<hakuban_tokio::DataBytes> {
+    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
+    payload.resize(62, b'x');
+    payload.extend_from_slice(b"\"}");
+    ObjectState::new(Arc::new(payload)).with_version([n]).with_format(["JSON"])
+}
+
+/// Waits until every exchange has an upstream connection (a minute at most).
+pub async fn connected(exchanges: &[&Exchange]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exchanges.iter().all(|e| e.snapshot().upstream_connection) {
+        assert!(Instant::now() < deadline, "the clients did not connect");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// A smoke run: smaller sizes, figures not meant to be compared. Either asked for
 /// (`cargo xtask bench --quick`), or the bench runs as a test (`cargo test --all-targets` passes
@@ -10,8 +33,9 @@ pub fn quick() -> bool {
     std::env::var("HAKUBAN_BENCH_QUICK").is_ok_and(|v| v == "1") || !std::env::args().any(|a| a == "--bench")
 }
 
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A `/proc/<pid>/status` field in KiB (`self` for this process).
+fn status_kib(pid: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix(field))
@@ -22,24 +46,17 @@ fn status_kib(field: &str) -> u64 {
 
 /// Peak resident set size (VmHWM), bytes.
 pub fn peak_rss() -> u64 {
-    status_kib("VmHWM:") * 1024
+    status_kib("self", "VmHWM:") * 1024
 }
 
 /// Resident set size now (VmRSS), bytes.
 pub fn rss() -> u64 {
-    status_kib("VmRSS:") * 1024
+    rss_of("self")
 }
 
 /// Resident set size of process `pid` now, bytes.
 pub fn rss_of(pid: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    kib * 1024
+    status_kib(pid, "VmRSS:") * 1024
 }
 
 /// Resets the peak RSS to the current RSS (Linux `clear_refs` 5).
