@@ -17,6 +17,7 @@ pub const BENCHES: &[(&[&str], &str, &str)] = &[
     (&["S0", "S2"], "hakuban-tokio", "s2_router_pingpong"),
     (&["S3"], "hakuban-tokio", "s3_router_throughput"),
     (&["S4"], "hakuban-tokio", "s4_many_objects"),
+    (&["S5"], "hakuban-tokio", "s5_deltas"),
     (&["S6"], "hakuban-tokio", "s6_reconnect"),
     (&["S7"], "hakuban-tokio", "s7_failover"),
     (&["S8"], "hakuban-router", "s8_aggregate"),

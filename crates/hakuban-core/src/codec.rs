@@ -54,6 +54,17 @@ impl LinkCodec {
     /// Decodes one transport message received at `now`: one input per frame. The payloads the
     /// message rebuilds are bounded all together by `max_decoded_bytes_per_message`.
     pub fn decode(&mut self, message: &[u8], now: Instant) -> Result<Vec<LinkInput>, CloseReason> {
+        self.decode_with(message, now, None)
+    }
+
+    /// As [`decode`](Self::decode), keeping the large payloads received in a cache shared between
+    /// links, so that forwarding them to peers with the same baseline needs no new encoding.
+    pub(crate) fn decode_with(
+        &mut self,
+        message: &[u8],
+        now: Instant,
+        cache: Option<&PayloadCache>,
+    ) -> Result<Vec<LinkInput>, CloseReason> {
         let frames = decode_batch(message, &self.limits).map_err(CloseReason::from_decode)?;
         let mut inputs = Vec::with_capacity(frames.len());
         let mut budget = self.limits.max_decoded_bytes_per_message;
@@ -61,12 +72,18 @@ impl LinkCodec {
             if !self.hello_seen && !matches!(frame, Frame::Hello { .. }) {
                 return Err(CloseReason::ProtocolViolation("the first frame must be a hello".to_string()));
             }
-            inputs.push(self.decode_frame(frame, now, &mut budget)?);
+            inputs.push(self.decode_frame(frame, now, &mut budget, cache)?);
         }
         Ok(inputs)
     }
 
-    fn decode_frame(&mut self, frame: Frame, now: Instant, budget: &mut usize) -> Result<LinkInput, CloseReason> {
+    fn decode_frame(
+        &mut self,
+        frame: Frame,
+        now: Instant,
+        budget: &mut usize,
+        cache: Option<&PayloadCache>,
+    ) -> Result<LinkInput, CloseReason> {
         let malformed = |what: String| CloseReason::Malformed(hakuban_proto::DecodeError::Malformed(what));
         Ok(match frame {
             Frame::Hello { version, name, load_limit, token } => {
@@ -104,6 +121,7 @@ impl LinkCodec {
             Frame::State { object, version, format, payload, synchronized_us_ago } => {
                 let previous = self.received.get(&object);
                 let max = self.limits.max_payload_bytes.min(*budget);
+                let received = cache.filter(|_| PayloadCache::worth_seeding(&payload)).map(|c| (c, payload.clone()));
                 let data =
                     apply_payload(previous.map(|(data, _)| data.as_slice()), payload, max).map_err(
                         |error| match error {
@@ -122,6 +140,11 @@ impl LinkCodec {
                     (None, None) => return Err(malformed(format!("object {object}: first state without a format"))),
                 };
                 let data = Arc::new(data);
+                if let Some((cache, payload)) = received
+                    && PayloadCache::caches(data.len())
+                {
+                    cache.seed(previous.map(|(data, _)| data), &data, payload);
+                }
                 self.received.insert(object, (data.clone(), format.clone()));
                 LinkInput::State(
                     object,
@@ -195,6 +218,10 @@ fn frame_size_hint(frame: &Frame) -> usize {
         Frame::State { payload: hakuban_proto::Payload::Full(data), .. } => data.len() + 32,
         Frame::State { payload: hakuban_proto::Payload::Compressed { data, .. }, .. } => data.len() + 40,
         Frame::State { payload: hakuban_proto::Payload::Delta { middle, .. }, .. } => middle.len() + 48,
+        Frame::State { payload: hakuban_proto::Payload::DeltaCompressed { data, .. }, .. } => data.len() + 56,
+        Frame::State { payload: hakuban_proto::Payload::Patch { hunks }, .. } => {
+            hunks.iter().map(|h| h.insert.len() + 24).sum::<usize>() + 40
+        }
         Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>() + 16,
         Frame::DeclareTag { json, .. } => json.len() + 8,
         _ => 16,

@@ -125,7 +125,7 @@ impl Link {
         let now = self.advance(now);
         let id = self.id;
         // Decoding and delta reconstruction happen here, outside the exchange's lock.
-        let decoded = self.codec.decode(message, now);
+        let decoded = self.codec.decode_with(message, now, Some(self.shared.payloads()));
         let mut declined: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
         let result = self.shared.engine(|engine| match decoded {
             Ok(inputs) => {

@@ -16,6 +16,9 @@ use hakuban_proto::{Payload, encode_payload};
 const CACHE_FROM: usize = 4096;
 /// Entries kept (oldest replaced first): enough for the updates in flight at once.
 const ENTRIES: usize = 32;
+/// Most state bytes the entries may hold alive (baselines and states together), so that a few
+/// huge states cannot keep their old versions in memory through the cache.
+const HELD_BYTES: usize = 64 << 20;
 
 struct Entry {
     baseline: Option<DataBytes>,
@@ -31,8 +34,10 @@ pub(crate) struct PayloadCache {
 
 #[derive(Default)]
 struct Inner {
-    entries: Vec<Entry>,
-    next: usize,
+    /// Oldest first.
+    entries: std::collections::VecDeque<Entry>,
+    /// State bytes the entries refer to.
+    held: usize,
     hits: u64,
 }
 
@@ -42,17 +47,9 @@ impl PayloadCache {
         if data.len() < CACHE_FROM {
             return encode_payload(baseline.map(|b| b.as_slice()), data);
         }
-        let same = |entry: &Entry| {
-            std::sync::Arc::ptr_eq(&entry.data, data)
-                && match (&entry.baseline, baseline) {
-                    (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
-                    (None, None) => true,
-                    _ => false,
-                }
-        };
         {
             let mut inner = self.inner.lock();
-            if let Some(entry) = inner.entries.iter().find(|e| same(e)) {
+            if let Some(entry) = inner.entries.iter().find(|e| e.is(baseline, data)) {
                 let payload = entry.payload.clone();
                 inner.hits += 1;
                 return payload;
@@ -60,21 +57,70 @@ impl PayloadCache {
         }
         // Encoded outside the lock: links encoding other payloads do not wait for this one.
         let payload = encode_payload(baseline.map(|b| b.as_slice()), data);
-        let entry = Entry { baseline: baseline.cloned(), data: data.clone(), payload: payload.clone() };
-        let mut inner = self.inner.lock();
-        if inner.entries.len() < ENTRIES {
-            inner.entries.push(entry);
-        } else {
-            let slot = inner.next;
-            inner.entries[slot] = entry;
-            inner.next = (slot + 1) % ENTRIES;
-        }
+        self.insert(baseline, data, payload.clone());
         payload
+    }
+
+    /// Whether `payload`, as received, may be worth keeping for [`seed`](Self::seed): a large
+    /// state's delta or compressed form (a raw full payload is as cheap to make again as to keep,
+    /// and a small state is not cached). Checked again on the rebuilt length.
+    pub fn worth_seeding(payload: &Payload) -> bool {
+        match payload {
+            Payload::Full(_) => false,
+            Payload::Delta { prefix, suffix, middle } => {
+                prefix.saturating_add(*suffix).saturating_add(middle.len() as u64) >= CACHE_FROM as u64
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether a rebuilt state of `len` bytes is cached at all.
+    pub fn caches(len: usize) -> bool {
+        len >= CACHE_FROM
+    }
+
+    /// Records that `payload`, received from a peer, turned `baseline` into `data`: links that
+    /// forward `data` to peers holding `baseline` send it as it came, without encoding again (a
+    /// router relaying a large object's delta neither diffs nor compresses it).
+    pub fn seed(&self, baseline: Option<&DataBytes>, data: &DataBytes, payload: Payload) {
+        self.insert(baseline, data, payload);
+    }
+
+    fn insert(&self, baseline: Option<&DataBytes>, data: &DataBytes, payload: Payload) {
+        let entry = Entry { baseline: baseline.cloned(), data: data.clone(), payload };
+        let size = entry.held();
+        if size > HELD_BYTES {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        while inner.entries.len() >= ENTRIES || inner.held + size > HELD_BYTES {
+            let Some(oldest) = inner.entries.pop_front() else { break };
+            inner.held -= oldest.held();
+        }
+        inner.held += size;
+        inner.entries.push_back(entry);
     }
 
     /// How many encodings were served from the cache.
     pub fn hits(&self) -> u64 {
         self.inner.lock().hits
+    }
+}
+
+impl Entry {
+    /// State bytes this entry keeps alive.
+    fn held(&self) -> usize {
+        self.data.len() + self.baseline.as_ref().map_or(0, |b| b.len())
+    }
+
+    /// Whether this entry encodes `data` for a peer holding `baseline` (buffer identity).
+    fn is(&self, baseline: Option<&DataBytes>, data: &DataBytes) -> bool {
+        std::sync::Arc::ptr_eq(&self.data, data)
+            && match (&self.baseline, baseline) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
     }
 }
 
@@ -106,5 +152,32 @@ mod tests {
         cache.encode(None, &small);
         cache.encode(None, &small);
         assert_eq!(cache.hits(), 9);
+    }
+
+    #[test]
+    fn a_received_payload_is_forwarded_as_it_came() {
+        let cache = PayloadCache::default();
+        let old: DataBytes = Arc::new(vec![0; 10_000]);
+        let new: DataBytes = Arc::new(vec![1; 10_000]);
+        let received = Payload::Compressed { size: 10_000, data: vec![1, 2, 3] };
+        assert!(PayloadCache::worth_seeding(&received));
+        cache.seed(Some(&old), &new, received.clone());
+        assert_eq!(cache.encode(Some(&old), &new), received);
+        assert_eq!(cache.hits(), 1);
+        assert!(!PayloadCache::worth_seeding(&Payload::Full(vec![0; 10_000])));
+        assert!(!PayloadCache::worth_seeding(&Payload::Delta { prefix: 10, suffix: 10, middle: vec![1] }));
+    }
+
+    #[test]
+    fn the_cache_holds_a_bounded_amount_of_state() {
+        let cache = PayloadCache::default();
+        let big = |byte| -> DataBytes { Arc::new(vec![byte; 20 << 20]) };
+        let states: Vec<DataBytes> = (0..5).map(big).collect();
+        for pair in states.windows(2) {
+            cache.encode(Some(&pair[0]), &pair[1]);
+        }
+        let inner = cache.inner.lock();
+        assert!(inner.held <= HELD_BYTES, "{} bytes held", inner.held);
+        assert_eq!(inner.entries.len(), 1);
     }
 }

@@ -280,17 +280,18 @@ fn large_documents_travel_compressed_then_as_small_deltas() {
     }
 }
 
-#[test]
-fn fan_out_of_a_large_state_is_encoded_once_per_baseline() {
+/// A large state published twice (then changed in one byte) to four consumers of `router`, by
+/// the router itself or by a producer connected to it (`relayed`): how many of the router's
+/// encodings came from its payload cache.
+fn fan_out_cache_hits(relayed: bool) -> u64 {
     let router = Exchange::new();
-    let producer = Exchange::new();
+    let producer = if relayed { Exchange::new() } else { router.clone() };
     let consumers: Vec<Exchange> = (0..4).map(|_| Exchange::new()).collect();
-    let mut wp = connect(&producer, &router);
+    let mut wp = relayed.then(|| connect(&producer, &router));
     let mut wires: Vec<Wire> = consumers.iter().map(|c| connect(c, &router)).collect();
     let mut observes: Vec<_> = consumers.iter().map(|c| c.object_observe_contract((["t"], "big")).build()).collect();
     let mut expose = producer.object_expose_contract((["t"], "big")).build();
-    let mut all: Vec<&mut Wire> = wires.iter_mut().collect();
-    all.push(&mut wp);
+    let mut all: Vec<&mut Wire> = wires.iter_mut().chain(wp.as_mut()).collect();
     pump(&mut all);
     let sink = poll_next(&mut expose).unwrap();
     let big: Vec<u8> = (0..65_536u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
@@ -300,10 +301,22 @@ fn fan_out_of_a_large_state_is_encoded_once_per_baseline() {
     pump(&mut all);
     sink.publish(ObjectState::new(Arc::new(changed.clone())).with_version([2]));
     pump(&mut all);
-    // Four links, two updates: each update is encoded once and served three times from the cache.
-    assert_eq!(router.payload_cache_hits(), 6);
     for observe in &mut observes {
         let mut stream = poll_next(observe).unwrap();
         assert_eq!(latest(&mut stream).unwrap().data.as_slice(), changed.as_slice());
     }
+    router.payload_cache_hits()
+}
+
+#[test]
+fn fan_out_of_a_large_state_the_router_makes_is_encoded_once_per_baseline() {
+    // Four links, two updates: each update is encoded once and served three times from the cache.
+    assert_eq!(fan_out_cache_hits(false), 6);
+}
+
+#[test]
+fn fan_out_of_a_large_state_reuses_the_received_encoding() {
+    // Both states are compressible: the router forwards each payload as the producer encoded it
+    // (compressed, then a delta) to all four links and encodes nothing itself.
+    assert_eq!(fan_out_cache_hits(true), 8);
 }

@@ -32,6 +32,8 @@ pub enum Collection {
     Tags,
     /// Points of one load-limit schedule.
     LoadLimit,
+    /// Hunks of one edit-script payload.
+    Hunks,
     /// Inner elements of one message, all collections together.
     Message,
 }
@@ -44,6 +46,7 @@ impl fmt::Display for Collection {
             Collection::Format => "format entries",
             Collection::Tags => "tags of a descriptor",
             Collection::LoadLimit => "load-limit points",
+            Collection::Hunks => "hunks of an edit script",
             Collection::Message => "collection elements in a message",
         })
     }
@@ -88,6 +91,7 @@ fn admit<E: de::Error>(what: Collection, count: usize, new: usize) -> Result<(),
             Collection::Format => limits.max_format_len,
             Collection::Tags => limits.max_tags_per_descriptor,
             Collection::LoadLimit => limits.max_load_limit_points,
+            Collection::Hunks => crate::hunks::MAX_HUNKS_ON_WIRE,
             Collection::Message => usize::MAX,
         };
         let total = limits.max_elements_per_message;
@@ -164,6 +168,10 @@ pub(crate) fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
 
 pub(crate) fn load_limit<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
     seq(d, Collection::LoadLimit)
+}
+
+pub(crate) fn hunks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<crate::Hunk>, D::Error> {
+    seq(d, Collection::Hunks)
 }
 
 /// An optional format stack, bounded.

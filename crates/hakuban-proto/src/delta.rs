@@ -1,7 +1,9 @@
 //! State payloads on the wire: full bytes (zstd-compressed when that pays), or a delta against the
-//! previous state of the same channel that keeps the common prefix and suffix and carries only
-//! the changed middle, itself zstd-compressed against the previous middle when that is large
-//! (edits scattered across a large state: the first and the last record of a document).
+//! previous state of the same channel: one that keeps the common prefix and suffix and carries
+//! only the changed middle; an edit script of a few small replaced regions when that middle is
+//! long (edits scattered across a large state: the first and the last record of a document); or
+//! the middle zstd-compressed against the previous middle when the edits are too many for a
+//! script.
 //!
 //! Most updates change a small region of a large state (one field of a JSON document), so
 //! trimming the common ends costs two memory comparisons and leaves a handful of bytes; full
@@ -12,11 +14,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::DecodeError;
+use crate::hunks::{self, Hunk};
 
 /// Deltas saving fewer bytes than this are sent as full payloads (simpler for the receiver).
 const MIN_SAVING: usize = 16;
 /// Full payloads at least this large are offered to the compressor.
 const COMPRESS_FROM: usize = 1024;
+/// Middles longer than this are searched for separate edits (an edit script).
+const PATCH_FROM: usize = 64;
 /// zstd level for full payloads: fast, and most of the ratio on JSON.
 const COMPRESSION_LEVEL: i32 = 3;
 
@@ -58,6 +63,13 @@ pub enum Payload {
         /// The zstd frame, magic number removed.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+    },
+    /// The previous state with a few small regions replaced (edits scattered across a large
+    /// state), each a [`Hunk`]; what follows the last hunk is kept.
+    Patch {
+        /// The replaced regions, in order.
+        #[serde(deserialize_with = "crate::bounded::hunks")]
+        hunks: Vec<Hunk>,
     },
 }
 
@@ -104,11 +116,19 @@ fn decompress_against(reference: &[u8], data: &[u8], size: usize) -> Result<Vec<
 /// The payload carrying `new` to a receiver that holds `base` (or nothing).
 pub fn encode_payload(base: Option<&[u8]>, new: &[u8]) -> Payload {
     let Some(base) = base else { return full(new) };
-    let limit = base.len().min(new.len());
-    let prefix = base.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let suffix = base.iter().rev().zip(new.iter().rev()).take(limit - prefix).take_while(|(a, b)| a == b).count();
+    let prefix = hunks::common_prefix(base, new);
+    let suffix = hunks::common_suffix(base, new, base.len().min(new.len()) - prefix);
     let middle = &new[prefix..new.len() - suffix];
     let reference = &base[prefix..base.len() - suffix];
+    // Edits near both ends of a larger middle: a few small hunks keep what lies between them.
+    if middle.len() > PATCH_FROM
+        && let Some(mut found) = hunks::find(reference, middle)
+        && found.len() > 1
+        && hunks::wire_size(&found) < middle.len() / 2
+    {
+        found[0].keep += prefix as u64;
+        return Payload::Patch { hunks: found };
+    }
     // A large middle (a scattered edit) is compressed against the old one; kept when it is a
     // clear win over the raw middle (an unrelated new state is left to the full payload).
     if middle.len() >= COMPRESS_FROM
@@ -172,6 +192,10 @@ pub fn apply_payload(base: Option<&[u8]>, payload: Payload, max_bytes: usize) ->
             let middle = decompress_against(&base[prefix..base.len() - suffix], &data, size)?;
             Ok(patch(base, prefix, suffix, &middle))
         }
+        Payload::Patch { hunks } => {
+            let base = base.ok_or_else(|| DecodeError::BadDelta("edit script without a previous state".into()))?;
+            hunks::apply(base, &hunks, max_bytes)
+        }
     }
 }
 
@@ -225,23 +249,17 @@ mod tests {
         assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
     }
 
-    /// BENCHMARKS.md S5's document: 10,000 records, about 1 MiB.
-    fn records(first: u32, last: u32) -> Vec<u8> {
+    /// BENCHMARKS.md S5's document: 10,000 records, about 1 MiB; `value(i)` is record i's value.
+    fn records(value: impl Fn(u32) -> u32) -> Vec<u8> {
         let mut out = b"[".to_vec();
         for i in 0..10_000u32 {
-            let value = if i == 0 {
-                first
-            } else if i == 9_999 {
-                last
-            } else {
-                i % 7
-            };
             if i > 0 {
                 out.push(b',');
             }
             let record = format!(
-                "{{\"id\":{i},\"name\":\"record number {i}\",\"group\":\"group {}\",\"tags\":[\"a\",\"b\"],\"value\":{value}}}",
-                i % 100
+                "{{\"id\":{i},\"name\":\"record number {i}\",\"group\":\"group {}\",\"tags\":[\"a\",\"b\"],\"value\":{}}}",
+                i % 100,
+                value(i)
             );
             out.extend_from_slice(record.as_bytes());
         }
@@ -249,15 +267,13 @@ mod tests {
         out
     }
 
-    #[test]
-    fn an_edit_of_the_first_and_the_last_record_costs_a_few_dozen_bytes() {
-        let old = records(0, 0);
-        assert!(old.len() > 800_000, "{} bytes", old.len());
-        let new = records(1, 1);
-        let payload = encode_payload(Some(&old), &new);
-        let Payload::DeltaCompressed { data, .. } = &payload else { panic!("not a compressed delta: {payload:?}") };
-        // The whole frame on the wire, state header included: 109 bytes here (zstd spends about
-        // a dozen per 128 KiB block on an 840 KiB middle), where the raw middle was 840 KiB.
+    /// The first and the last record's value set to `ends`, the others i % 7.
+    fn ends(ends: u32) -> impl Fn(u32) -> u32 {
+        move |i| if i == 0 || i == 9_999 { ends } else { i % 7 }
+    }
+
+    /// The bytes of one State frame carrying `payload`, in a batch of its own.
+    fn wire_bytes(payload: &Payload) -> usize {
         let frame = crate::Frame::State {
             object: 1,
             version: vec![2],
@@ -265,15 +281,39 @@ mod tests {
             payload: payload.clone(),
             synchronized_us_ago: 0,
         };
-        let wire = crate::encode_batch(&[frame]).len();
-        assert!(wire <= 128, "{wire} bytes on the wire ({} of zstd)", data.len());
+        crate::encode_batch(&[frame]).len()
+    }
+
+    #[test]
+    fn an_edit_of_the_first_and_the_last_record_is_an_edit_script_of_a_few_bytes() {
+        let old = records(ends(9));
+        assert!(old.len() > 800_000, "{} bytes", old.len());
+        let new = records(ends(10));
+        let payload = encode_payload(Some(&old), &new);
+        let Payload::Patch { hunks } = &payload else { panic!("not an edit script: {payload:?}") };
+        assert_eq!(hunks.len(), 2, "{hunks:?}");
+        // The whole frame, state header included, where the raw middle was 840 KiB.
+        let wire = wire_bytes(&payload);
+        assert!(wire <= 32, "{wire} bytes on the wire");
+        assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
+    }
+
+    #[test]
+    fn many_scattered_edits_are_compressed_against_the_old_middle() {
+        // A hundred edited records: more than an edit script holds.
+        let old = records(ends(0));
+        let new = records(|i| if i % 100 == 0 { 8 } else { i % 7 });
+        let payload = encode_payload(Some(&old), &new);
+        let Payload::DeltaCompressed { data, .. } = &payload else { panic!("not a compressed delta: {payload:?}") };
+        let wire = wire_bytes(&payload);
+        assert!(wire <= 2_048, "{wire} bytes on the wire ({} of zstd)", data.len());
         assert_eq!(apply_payload(Some(&old), payload, usize::MAX), Ok(new));
     }
 
     #[test]
     fn compressed_deltas_are_bounded_and_checked() {
-        let old = records(0, 0);
-        let new = records(5, 5);
+        let old = records(ends(0));
+        let new = records(|i| if i % 100 == 0 { 8 } else { i % 7 });
         let Payload::DeltaCompressed { prefix, suffix, size, data } = encode_payload(Some(&old), &new) else {
             panic!("not a compressed delta")
         };
@@ -325,6 +365,9 @@ mod tests {
         assert!(apply_payload(None, delta.clone(), usize::MAX).is_err());
         assert!(apply_payload(Some(base), delta, 5).is_err());
         assert!(apply_payload(None, Payload::Full(vec![0; 10]), 5).is_err());
+        let script = Payload::Patch { hunks: vec![Hunk { keep: 1, remove: 1, insert: b"7".to_vec() }] };
+        assert!(apply_payload(None, script.clone(), usize::MAX).is_err());
+        assert_eq!(apply_payload(Some(base), script, usize::MAX), Ok(b"0723456789".to_vec()));
     }
 
     proptest! {

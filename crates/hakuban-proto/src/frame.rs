@@ -367,6 +367,24 @@ mod tests {
         assert!(decode_batch(&encode_batch(&frames), &limits).is_ok());
     }
 
+    #[test]
+    fn edit_scripts_of_more_than_the_hunk_limit_are_refused() {
+        let hunk = crate::Hunk { keep: 1, remove: 1, insert: vec![1] };
+        let script = |count| Frame::State {
+            object: 1,
+            version: vec![1],
+            format: None,
+            payload: Payload::Patch { hunks: vec![hunk.clone(); count] },
+            synchronized_us_ago: 0,
+        };
+        let limits = Limits::default();
+        assert!(decode_batch(&encode_batch(&[script(crate::MAX_HUNKS_ON_WIRE)]), &limits).is_ok());
+        assert!(matches!(
+            decode_batch(&encode_batch(&[script(crate::MAX_HUNKS_ON_WIRE + 1)]), &limits),
+            Err(DecodeError::TooManyElements { what: Collection::Hunks, .. })
+        ));
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {

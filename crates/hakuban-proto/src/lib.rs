@@ -16,15 +16,17 @@
 mod bounded;
 mod delta;
 mod frame;
+mod hunks;
 mod limits;
 
 pub use bounded::Collection;
 pub use delta::{Payload, apply_payload, encode_payload};
 pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, encode_batch};
+pub use hunks::{Hunk, MAX_HUNKS_ON_WIRE};
 pub use limits::Limits;
 
 /// The protocol version this crate speaks; a peer with another version is refused at hello.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Why bytes from a peer were refused. Every variant closes the link that sent them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

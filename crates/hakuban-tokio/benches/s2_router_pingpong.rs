@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, WebsocketConnector};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,13 +82,9 @@ fn s0_floor() -> (f64, f64) {
 fn main() {
     let default_runs = if common::quick() { 1 } else { 3 };
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(default_runs);
-    let router_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let router_exchange = Exchange::new();
-    let listener = router_runtime
-        .block_on(WebsocketListener::new(router_exchange.clone(), "ws://127.0.0.1:0#nodelay=true"))
-        .unwrap();
-    let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| listener.url().to_string());
-    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let router = common::InProcessRouter::start();
+    let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| router.url());
+    let clients = common::clients_runtime();
     for _ in 0..runs {
         let (floor_p50, floor_rate) = s0_floor();
         println!(
@@ -150,5 +146,5 @@ fn main() {
             common::process_figures()
         );
     }
-    drop(listener);
+    drop(router);
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, WebsocketConnector};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -75,15 +75,9 @@ async fn run(url: &str, yielding: bool, versions: i64) -> String {
 fn main() {
     let versions = if common::quick() { 10_000 } else { 100_000 };
     for yielding in [true, false] {
-        let router_runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener =
-            router_runtime.block_on(WebsocketListener::new(Exchange::new(), "ws://127.0.0.1:0#nodelay=true")).unwrap();
-        let url = listener.url().to_string();
-        let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        println!("{}", clients.block_on(run(&url, yielding, versions)));
+        let router = common::InProcessRouter::start();
+        let clients = common::clients_runtime();
+        println!("{}", clients.block_on(run(&router.url(), yielding, versions)));
         clients.shutdown_background();
-        drop(listener);
-        router_runtime.shutdown_background();
     }
 }

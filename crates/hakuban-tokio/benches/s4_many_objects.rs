@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -136,16 +136,13 @@ fn main() {
     };
     {
         // A fresh router and clients per variant: nothing carried over.
-        let router_runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener =
-            router_runtime.block_on(WebsocketListener::new(Exchange::new(), "ws://127.0.0.1:0#nodelay=true")).unwrap();
+        let router = common::InProcessRouter::start();
         // With HAKUBAN_ROUTER_URL (and HAKUBAN_ROUTER_PID), the clients use that router process
         // instead, and its RSS growth per object is reported too.
-        let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| listener.url().to_string());
+        let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| router.url());
         let router_pid = std::env::var("HAKUBAN_ROUTER_PID").ok();
         let router_before = router_pid.as_deref().map(common::rss_of).unwrap_or(0);
-        let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let clients = common::clients_runtime();
         let (elapsed, per_object) = clients.block_on(run(&url, &variant, n));
         let router = match router_pid.as_deref() {
             Some(pid) => format!(
@@ -160,7 +157,5 @@ fn main() {
             common::process_figures()
         );
         clients.shutdown_background();
-        drop(listener);
-        router_runtime.shutdown_background();
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector, WebsocketListener};
+use hakuban_tokio::{Exchange, ObjectState, WebsocketConnector};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -73,11 +73,9 @@ fn wait_for(last: &Last, what: &str, condition: impl Fn(Option<(u8, Instant)>) -
 fn main() {
     let cycles = if common::quick() { 2 } else { 5 };
     let epoch = Instant::now();
-    let router_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener =
-        router_runtime.block_on(WebsocketListener::new(Exchange::new(), "ws://127.0.0.1:0#nodelay=true")).unwrap();
-    let url = listener.url().to_string();
-    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let router = common::InProcessRouter::start();
+    let url = router.url();
+    let clients = common::clients_runtime();
     let last: Last = Arc::new(Mutex::new(None));
     let seen = last.clone();
     let observer_url = url.clone();
@@ -120,6 +118,4 @@ fn main() {
         exposer.kill();
     }
     clients.shutdown_background();
-    drop(listener);
-    router_runtime.shutdown_background();
 }

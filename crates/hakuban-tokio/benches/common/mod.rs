@@ -78,3 +78,48 @@ pub fn cpu_seconds(pid: &str) -> f64 {
 pub fn process_figures() -> String {
     format!("\"peak_rss_bytes\":{},\"cpu_s\":{:.3}", peak_rss(), cpu_seconds("self"))
 }
+
+/// A router in the bench process: its exchange behind a plain WebSocket listener, on a
+/// single-worker runtime of its own, as in BENCHMARKS.md's in-process scenarios.
+pub struct InProcessRouter {
+    /// The router's exchange.
+    pub exchange: Exchange,
+    listener: Option<hakuban_tokio::WebsocketListener>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl InProcessRouter {
+    /// Starts one on a free port of 127.0.0.1.
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let exchange = Exchange::new();
+        let listener = runtime
+            .block_on(hakuban_tokio::WebsocketListener::new(exchange.clone(), "ws://127.0.0.1:0#nodelay=true"))
+            .unwrap();
+        InProcessRouter { exchange, listener: Some(listener), runtime: Some(runtime) }
+    }
+
+    /// The URL clients connect to.
+    pub fn url(&self) -> String {
+        self.listener.as_ref().map(|l| l.url().to_string()).unwrap_or_default()
+    }
+
+    /// The listening address.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.listener.as_ref().map(|l| l.local_addr()).unwrap()
+    }
+}
+
+impl Drop for InProcessRouter {
+    fn drop(&mut self) {
+        drop(self.listener.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The clients' runtime of the in-process scenarios: two workers.
+pub fn clients_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
