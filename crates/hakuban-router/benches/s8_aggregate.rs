@@ -5,7 +5,8 @@
 //! sink, yielding to the executor after each round (100,000 states). Measured: distinct (object,
 //! version) states received per second, first send to all objects at [100]; the share of the
 //! 100,000 states received; last send to all final versions; the router process's CPU seconds
-//! per 100,000 states. One JSON line per run. Run with `cargo xtask bench S8`.
+//! per 100,000 states. One JSON line per run. Run with `cargo xtask bench S8`; `S8_ROUNDS=N` sends
+//! N rounds instead of 100, to profile the steady state.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -36,6 +37,8 @@ struct Progress {
 
 fn main() {
     let (objects, rounds): (usize, i64) = if common::quick() { (100, 10) } else { (1_000, 100) };
+    // More rounds for profiling the steady state (`S8_ROUNDS=3000 perf record ...`).
+    let rounds = std::env::var("S8_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(rounds);
     let router = router_process::RouterProcess::start();
     let (pid, url) = (router.pid(), router.url.clone());
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
