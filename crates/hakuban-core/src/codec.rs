@@ -140,10 +140,8 @@ impl LinkCodec {
                     (None, None) => return Err(malformed(format!("object {object}: first state without a format"))),
                 };
                 let data = Arc::new(data);
-                if let Some((cache, payload)) = received
-                    && PayloadCache::caches(data.len())
-                {
-                    cache.seed(previous.map(|(data, _)| data), &data, payload);
+                if let Some((cache, payload)) = received {
+                    cache.keep(previous.map(|(data, _)| data), &data, payload);
                 }
                 self.received.insert(object, (data.clone(), format.clone()));
                 LinkInput::State(

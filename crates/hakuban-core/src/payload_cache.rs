@@ -57,13 +57,13 @@ impl PayloadCache {
         }
         // Encoded outside the lock: links encoding other payloads do not wait for this one.
         let payload = encode_payload(baseline.map(|b| b.as_slice()), data);
-        self.insert(baseline, data, payload.clone());
+        self.keep(baseline, data, payload.clone());
         payload
     }
 
-    /// Whether `payload`, as received, may be worth keeping for [`seed`](Self::seed): a large
+    /// Whether `payload`, as received, may be worth keeping with [`keep`](Self::keep): a large
     /// state's delta or compressed form (a raw full payload is as cheap to make again as to keep,
-    /// and a small state is not cached). Checked again on the rebuilt length.
+    /// and a small state is not cached).
     pub fn worth_seeding(payload: &Payload) -> bool {
         match payload {
             Payload::Full(_) => false,
@@ -74,19 +74,14 @@ impl PayloadCache {
         }
     }
 
-    /// Whether a rebuilt state of `len` bytes is cached at all.
-    pub fn caches(len: usize) -> bool {
-        len >= CACHE_FROM
-    }
-
-    /// Records that `payload`, received from a peer, turned `baseline` into `data`: links that
+    /// Records that `payload` turns `baseline` into `data` (states under the caching size are
+    /// not kept). Besides this cache's own encodings, a payload received from a peer: links that
     /// forward `data` to peers holding `baseline` send it as it came, without encoding again (a
     /// router relaying a large object's delta neither diffs nor compresses it).
-    pub fn seed(&self, baseline: Option<&DataBytes>, data: &DataBytes, payload: Payload) {
-        self.insert(baseline, data, payload);
-    }
-
-    fn insert(&self, baseline: Option<&DataBytes>, data: &DataBytes, payload: Payload) {
+    pub fn keep(&self, baseline: Option<&DataBytes>, data: &DataBytes, payload: Payload) {
+        if data.len() < CACHE_FROM {
+            return;
+        }
         let entry = Entry { baseline: baseline.cloned(), data: data.clone(), payload };
         let size = entry.held();
         if size > HELD_BYTES {
@@ -161,7 +156,7 @@ mod tests {
         let new: DataBytes = Arc::new(vec![1; 10_000]);
         let received = Payload::Compressed { size: 10_000, data: vec![1, 2, 3] };
         assert!(PayloadCache::worth_seeding(&received));
-        cache.seed(Some(&old), &new, received.clone());
+        cache.keep(Some(&old), &new, received.clone());
         assert_eq!(cache.encode(Some(&old), &new), received);
         assert_eq!(cache.hits(), 1);
         assert!(!PayloadCache::worth_seeding(&Payload::Full(vec![0; 10_000])));

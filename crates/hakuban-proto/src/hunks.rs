@@ -120,7 +120,7 @@ pub(crate) fn apply(base: &[u8], hunks: &[Hunk], max_bytes: usize) -> Result<Vec
     let bad = |what: String| DecodeError::BadDelta(format!("edit script: {what}"));
     // Checked in full before anything is copied: every region within the base, the result
     // within the limit.
-    let (mut consumed, mut inserted) = (0usize, 0usize);
+    let (mut consumed, mut removed, mut inserted) = (0usize, 0usize, 0usize);
     for hunk in hunks {
         let (Ok(keep), Ok(remove)) = (usize::try_from(hunk.keep), usize::try_from(hunk.remove)) else {
             return Err(bad("region bounds overflow".into()));
@@ -130,9 +130,9 @@ pub(crate) fn apply(base: &[u8], hunks: &[Hunk], max_bytes: usize) -> Result<Vec
             .and_then(|c| c.checked_add(remove))
             .filter(|c| *c <= base.len())
             .ok_or_else(|| bad(format!("regions run past the end of a {}-byte state", base.len())))?;
+        removed += remove;
         inserted = inserted.saturating_add(hunk.insert.len());
     }
-    let removed: usize = hunks.iter().map(|h| h.remove as usize).sum();
     let size = (base.len() - removed).saturating_add(inserted);
     if size > max_bytes {
         return Err(bad(format!("patched payload of {size} bytes over the limit")));
