@@ -20,25 +20,32 @@ use crate::close::CloseReason;
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
 use crate::engine::{LinkInput, LinkOutput};
 use crate::payload_cache::PayloadCache;
-use crate::state::{DataBytes, DataFormat, DataSynchronized, ObjectState};
+use crate::state::{DataBytes, DataSynchronized, ObjectState};
 
 /// Messages are cut once they hold this many bytes, so one busy link cannot build huge batches.
 const BATCH_BYTES: usize = 1 << 20;
 /// Messages are cut at this many frames (well under the default decode limit).
 const BATCH_FRAMES: usize = 4096;
+/// Tags the decoder remembers (by their JSON text) to share one descriptor between the objects
+/// that carry them; past this many distinct tags it starts over, and it keeps no tag longer than
+/// [`TAG_REMEMBERED_BYTES`], so a peer cannot grow it past about 64 KiB.
+const TAGS_REMEMBERED: usize = 256;
+const TAG_REMEMBERED_BYTES: usize = 256;
 
 /// Encoder and decoder of one link's transport messages.
 pub struct LinkCodec {
     limits: Limits,
     hello_seen: bool,
-    /// Per peer object id: the data and format of the last state received for it.
-    received: HashMap<u32, (DataBytes, DataFormat)>,
+    /// Per peer object id: the last state received for it (the engine holds the same one).
+    received: HashMap<u32, Arc<ObjectState<DataBytes>>>,
+    /// Tag descriptors decoded lately, by JSON text (at most [`TAGS_REMEMBERED`]).
+    tags: HashMap<Box<str>, TagDescriptor>,
 }
 
 impl LinkCodec {
     /// A codec enforcing `limits` on what it decodes.
     pub fn new(limits: Limits) -> Self {
-        LinkCodec { limits, hello_seen: false, received: HashMap::new() }
+        LinkCodec { limits, hello_seen: false, received: HashMap::new(), tags: HashMap::new() }
     }
 
     /// Forgets the baseline of the peer's object `id` (its state was not taken: no channel).
@@ -94,13 +101,17 @@ impl LinkCodec {
                 LinkInput::Hello { name, load_limit, token: token.map(crate::access::AccessToken::new) }
             }
             Frame::DeclareObject { id, tags, json } => {
-                let descriptor = ObjectDescriptor::from_json_strings(&tags, &json)
+                let tags = tags
+                    .iter()
+                    .map(|tag| self.tag(tag))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| malformed(format!("object {id}: {e}")))?;
+                let descriptor = ObjectDescriptor::from_tags_and_json_string(tags, &json)
                     .map_err(|e| malformed(format!("object {id}: {e}")))?;
                 LinkInput::DeclareObject(id, descriptor)
             }
             Frame::DeclareTag { id, json } => {
-                let descriptor =
-                    TagDescriptor::from_json_string(&json).map_err(|e| malformed(format!("tag {id}: {e}")))?;
+                let descriptor = self.tag(&json).map_err(|e| malformed(format!("tag {id}: {e}")))?;
                 LinkInput::DeclareTag(id, descriptor)
             }
             Frame::ForgetObject { id } => {
@@ -123,36 +134,34 @@ impl LinkCodec {
                 let max = self.limits.max_payload_bytes.min(*budget);
                 let received = cache.filter(|_| PayloadCache::worth_seeding(&payload)).map(|c| (c, payload.clone()));
                 let data =
-                    apply_payload(previous.map(|(data, _)| data.as_slice()), payload, max).map_err(
-                        |error| match error {
+                    apply_payload(previous.map(|state| state.data.as_slice()), payload, max).map_err(|error| {
+                        match error {
                             hakuban_proto::DecodeError::BadDelta(_) if max < self.limits.max_payload_bytes => {
                                 CloseReason::LimitExceeded(hakuban_proto::DecodeError::DecodedTooLarge {
                                     limit: self.limits.max_decoded_bytes_per_message,
                                 })
                             }
                             other => CloseReason::from_decode(other),
-                        },
-                    )?;
+                        }
+                    })?;
                 *budget -= data.len();
                 let format = match (format, previous) {
                     (Some(format), _) => format,
-                    (None, Some((_, format))) => format.clone(),
+                    (None, Some(previous)) => previous.format.clone(),
                     (None, None) => return Err(malformed(format!("object {object}: first state without a format"))),
                 };
                 let data = Arc::new(data);
                 if let Some((cache, payload)) = received {
-                    cache.keep(previous.map(|(data, _)| data), &data, payload);
+                    cache.keep(previous.map(|state| &state.data), &data, payload);
                 }
-                self.received.insert(object, (data.clone(), format.clone()));
-                LinkInput::State(
-                    object,
-                    ObjectState {
-                        data,
-                        format,
-                        version,
-                        synchronized: DataSynchronized::from_micros_ago(synchronized_us_ago, now),
-                    },
-                )
+                let state = Arc::new(ObjectState {
+                    data,
+                    format,
+                    version,
+                    synchronized: DataSynchronized::from_micros_ago(synchronized_us_ago, now),
+                });
+                self.received.insert(object, state.clone());
+                LinkInput::State(object, state)
             }
             Frame::Synchronized { object, us_ago } => LinkInput::Synchronized(object, us_ago),
             Frame::KeepAlive => LinkInput::KeepAlive,
@@ -164,6 +173,22 @@ impl LinkCodec {
                 LinkInput::TagRefused(tag, crate::access::Refusal { observe, expose, reason })
             }
         })
+    }
+
+    /// The tag named by JSON `text`: the one decoded before if it is remembered.
+    fn tag(&mut self, text: &str) -> Result<TagDescriptor, crate::descriptor::DescriptorError> {
+        if let Some(tag) = self.tags.get(text) {
+            return Ok(tag.clone());
+        }
+        let tag = TagDescriptor::from_json_string(text)?;
+        if text.len() > TAG_REMEMBERED_BYTES {
+            return Ok(tag);
+        }
+        if self.tags.len() >= TAGS_REMEMBERED {
+            self.tags.clear();
+        }
+        self.tags.insert(text.into(), tag.clone());
+        Ok(tag)
     }
 
     /// Encodes outputs into transport messages (several if there is much to send).
@@ -223,5 +248,59 @@ fn frame_size_hint(frame: &Frame) -> usize {
         Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>() + 16,
         Frame::DeclareTag { json, .. } => json.len() + 8,
         _ => 16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Frame {
+        Frame::Hello { version: PROTOCOL_VERSION, name: "peer".to_string(), load_limit: Vec::new(), token: None }
+    }
+
+    fn declare(id: u32, tag: &str) -> Frame {
+        Frame::DeclareObject { id, tags: vec![tag.to_string()], json: format!("{{\"id\":{id}}}") }
+    }
+
+    fn decoded_descriptors(codec: &mut LinkCodec, frames: &[Frame]) -> Vec<ObjectDescriptor> {
+        let inputs = codec.decode(&encode_batch(frames), Instant::now()).expect("a valid message");
+        inputs
+            .into_iter()
+            .filter_map(|input| match input {
+                LinkInput::DeclareObject(_, descriptor) => Some(descriptor),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Objects declared with the same tag share one tag descriptor: a router holding many objects
+    /// of one tag keeps its value once.
+    #[test]
+    fn objects_declared_with_one_tag_share_its_descriptor() {
+        let mut codec = LinkCodec::new(Limits::default());
+        let descriptors = decoded_descriptors(&mut codec, &[hello(), declare(1, "\"t\""), declare(2, "\"t\"")]);
+        let later = decoded_descriptors(&mut codec, &[declare(3, "\"t\"")]);
+        let tag = |d: &ObjectDescriptor| d.tags()[0].json() as *const serde_json::Value;
+        assert_eq!(descriptors.len(), 2);
+        assert_eq!(tag(&descriptors[0]), tag(&descriptors[1]));
+        assert_eq!(tag(&descriptors[0]), tag(&later[0]));
+        assert_eq!(descriptors[0], ObjectDescriptor::from((["t"], serde_json::json!({"id": 1}))));
+    }
+
+    /// A peer declaring ever new tags cannot grow what the decoder remembers.
+    #[test]
+    fn remembered_tags_are_bounded() {
+        let mut codec = LinkCodec::new(Limits::default());
+        decoded_descriptors(&mut codec, &[hello()]);
+        let long = format!("\"{}\"", "x".repeat(TAG_REMEMBERED_BYTES));
+        for round in 0..10u32 {
+            let frames: Vec<Frame> =
+                (0..100).map(|i| declare(round * 100 + i, &format!("\"tag-{round}-{i}\""))).collect();
+            assert_eq!(decoded_descriptors(&mut codec, &frames).len(), 100);
+            decoded_descriptors(&mut codec, &[declare(5000 + round, &long)]);
+            assert!(codec.tags.len() <= TAGS_REMEMBERED, "{} tags remembered", codec.tags.len());
+            assert!(codec.tags.keys().all(|text| text.len() <= TAG_REMEMBERED_BYTES));
+        }
     }
 }

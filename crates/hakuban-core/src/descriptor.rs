@@ -160,10 +160,17 @@ pub struct ObjectDescriptor {
 
 impl ObjectDescriptor {
     /// An object named by `json`, belonging to every tag in `tags` (duplicates collapse).
+    ///
+    /// Only the canonical text is kept: [`json`](Self::json) parses it again on first use. A
+    /// JSON object's value costs serde_json several hundred bytes, and most descriptors (a
+    /// router's, an observer's) are never looked into. A value with a `-0.0` in it is kept as
+    /// given, since its text reads back as `0.0`.
     pub fn new<T: Into<TagDescriptor>>(tags: impl IntoIterator<Item = T>, json: impl Into<Value>) -> Self {
         let json = json.into();
         let inner = ObjectDescriptor::inner(tags, &json);
-        let _ = inner.json.set(json);
+        if has_negative_zero(&json) {
+            let _ = inner.json.set(json);
+        }
         ObjectDescriptor { inner: Arc::new(inner) }
     }
 
@@ -195,6 +202,12 @@ impl ObjectDescriptor {
     ) -> Result<Self, DescriptorError> {
         let tags =
             tags.into_iter().map(|tag| TagDescriptor::from_json_string(tag.as_ref())).collect::<Result<Vec<_>, _>>()?;
+        ObjectDescriptor::from_tags_and_json_string(tags, json)
+    }
+
+    /// As [`from_json_strings`](Self::from_json_strings), with the tags already parsed (a link's
+    /// decoder shares one descriptor per tag between all the objects it declares).
+    pub(crate) fn from_tags_and_json_string(tags: Vec<TagDescriptor>, json: &str) -> Result<Self, DescriptorError> {
         let value = serde_json::from_str::<Value>(json)?;
         Ok(ObjectDescriptor { inner: Arc::new(ObjectDescriptor::inner(tags, &value)) })
     }
@@ -324,15 +337,17 @@ impl From<&ObjectDescriptor> for ObjectDescriptor {
 
 /// Compact text of `value` that is equal for equal values: serde_json writes object keys in
 /// order and floats in their shortest form; `-0.0`, equal to `0.0`, is written as `0.0`.
-fn canonical_text(value: &Value) -> String {
-    fn has_negative_zero(value: &Value) -> bool {
-        match value {
-            Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) && n.is_f64(),
-            Value::Array(items) => items.iter().any(has_negative_zero),
-            Value::Object(map) => map.values().any(has_negative_zero),
-            _ => false,
-        }
+/// Whether `value` holds a float `-0.0` anywhere (its canonical text writes it as `0.0`).
+fn has_negative_zero(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) && n.is_f64(),
+        Value::Array(items) => items.iter().any(has_negative_zero),
+        Value::Object(map) => map.values().any(has_negative_zero),
+        _ => false,
     }
+}
+
+fn canonical_text(value: &Value) -> String {
     fn positive_zero(value: &mut Value) {
         match value {
             Value::Number(n) if n.is_f64() && n.as_f64() == Some(0.0) => *value = serde_json::json!(0.0),
@@ -478,6 +493,28 @@ mod tests {
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["json"], json!({"x": null}));
         assert_eq!(parsed["tags"].as_array().unwrap().len(), 2);
+    }
+
+    /// The value is not kept, but `json()` gives back what the descriptor was made from.
+    #[test]
+    fn json_gives_back_the_value_it_was_made_from() {
+        let values = [
+            json!({"id": 7, "name": "ünïcode \"quoted\"", "nested": [1.5, -2, 1e300, null, true, {"z": 0.1}]}),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(0.30000000000000004),
+            json!(-0.0),
+            json!({"a": [-0.0, 1]}),
+            json!("plain"),
+            json!([]),
+        ];
+        for value in values {
+            let desc = ObjectDescriptor::new(["t"], value.clone());
+            assert_eq!(desc.json(), &value, "{value}");
+            assert_eq!(desc.json().to_string(), value.to_string());
+        }
+        let zero = ObjectDescriptor::new(["t"], json!(-0.0));
+        assert!(zero.json().as_f64().is_some_and(f64::is_sign_negative));
     }
 
     #[test]

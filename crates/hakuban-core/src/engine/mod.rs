@@ -365,7 +365,7 @@ impl Engine {
     pub fn sink_send(&mut self, id: SinkId, state: ObjectState<DataBytes>, now: Instant) {
         let Some(sink) = self.sinks.get(&id) else { return };
         let object = sink.object;
-        self.apply_state(object, id, state, now);
+        self.apply_state(object, id, Arc::new(state), now);
         self.finish_input();
     }
 
@@ -422,7 +422,7 @@ impl Engine {
             return *id;
         }
         let id = ObjectId(next(&mut self.ids.object));
-        let tags: Vec<TagId> = descriptor.tags().iter().map(|tag| self.tag_for(tag)).collect();
+        let tags: records::Few<TagId> = descriptor.tags().iter().map(|tag| self.tag_for(tag)).collect();
         for tag in &tags {
             if let Some(rec) = self.tags.get_mut(tag) {
                 rec.objects.insert(id);
@@ -453,7 +453,7 @@ impl Engine {
                 objects: Default::default(),
                 observers: Vec::new(),
                 exposers: Vec::new(),
-                down: Vec::new(),
+                down: records::Few::new(),
             },
         );
         self.tag_index.insert(descriptor.clone(), id);

@@ -56,7 +56,7 @@ impl Engine {
     /// Every open stream of the object (queued or held) is recorded in `streams`.
     fn close_all_streams(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let streams: Vec<_> = rec.streams.clone();
+        let streams = rec.streams.clone();
         for stream in streams {
             self.close_stream(stream);
         }
@@ -65,7 +65,15 @@ impl Engine {
     /// Applies a state sent through `sink` (SEMANTICS §5.1): the sink's synchronisation is
     /// recorded, then the state replaces the cached one if its version is strictly higher, or
     /// only the synchronisation flag changes, or (data not needed and stale) the cache is dropped.
-    pub(super) fn apply_state(&mut self, object: ObjectId, sink: SinkId, state: ObjectState<DataBytes>, now: Instant) {
+    /// A state whose flag already is the aggregate is kept as it came (a link's codec holds the
+    /// same one as its baseline).
+    pub(super) fn apply_state(
+        &mut self,
+        object: ObjectId,
+        sink: SinkId,
+        state: Arc<ObjectState<DataBytes>>,
+        now: Instant,
+    ) {
         let Some(rec) = self.objects.get_mut(&object) else { return };
         let aggregate = rec.record_sync(sink, state.synchronized, now);
         if !rec.needed && !aggregate.is_now() {
@@ -76,7 +84,12 @@ impl Engine {
         }
         let newer = rec.state.as_ref().is_none_or(|current| state.version > current.version);
         if newer {
-            self.publish(object, Some(Arc::new(ObjectState { synchronized: aggregate, ..state })));
+            let state = if state.synchronized == aggregate {
+                state
+            } else {
+                Arc::new(ObjectState { synchronized: aggregate, ..(*state).clone() })
+            };
+            self.publish(object, Some(state));
             self.notify_links(object);
         } else {
             self.set_synchronized(object, aggregate);

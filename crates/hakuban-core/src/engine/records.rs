@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
 
 use super::{ContractId, LinkId, ObjectId, SinkId, StreamId, TagId};
 use crate::descriptor::{ObjectDescriptor, TagDescriptor};
@@ -23,13 +24,18 @@ pub(crate) enum Exposer {
     Downstream(LinkId),
 }
 
+/// A short list kept inline: most objects have one or two of each (one tag, one observer, one
+/// downstream link), so a record costs no allocation for them. With smallvec's `union` layout a
+/// two-id list takes a `Vec`'s 24 bytes.
+pub(crate) type Few<T, const N: usize = 2> = SmallVec<[T; N]>;
+
 pub(crate) struct ObjectRec {
     pub descriptor: ObjectDescriptor,
-    pub tags: Vec<TagId>,
+    pub tags: Few<TagId>,
     /// Local object observe contracts, in creation order.
-    pub observers: Vec<ContractId>,
+    pub observers: Few<ContractId>,
     /// Local object expose contracts, in creation order.
-    pub exposers: Vec<ContractId>,
+    pub exposers: Few<ContractId>,
     /// Stream and sink records (queued or held) that pin this object.
     pub handles: u32,
     /// `should_exist`: object-level interest exists here.
@@ -40,40 +46,40 @@ pub(crate) struct ObjectRec {
     /// The latest accepted state; every change is announced as [`Event::StateChanged`](super::Event).
     pub state: Option<Arc<ObjectState<DataBytes>>>,
     /// Sinks whose last word was "synchronised now".
-    pub synced: Vec<SinkId>,
+    pub synced: Few<SinkId>,
     /// When the aggregate last fell to "stale", the latest such moment.
     pub last_at: Option<Instant>,
     /// Open (not closed) streams on this object, closed with it.
-    pub streams: Vec<StreamId>,
+    pub streams: Few<StreamId>,
     /// The upstream streams this object's states to us.
     pub up_receiving: bool,
     /// The upstream elected us as this object's exposer: we send its states up.
     pub up_sending: bool,
     /// Object-level declarations of downstream links.
-    pub down: Vec<(LinkId, DeclarationState)>,
+    pub down: Few<(LinkId, DeclarationState), 1>,
     /// Downstream links we stream this object's states to.
-    pub down_streaming: Vec<LinkId>,
+    pub down_streaming: Few<LinkId>,
 }
 
 impl ObjectRec {
-    pub fn new(descriptor: ObjectDescriptor, tags: Vec<TagId>) -> Self {
+    pub fn new(descriptor: ObjectDescriptor, tags: Few<TagId>) -> Self {
         ObjectRec {
             descriptor,
             tags,
-            observers: Vec::new(),
-            exposers: Vec::new(),
+            observers: Few::new(),
+            exposers: Few::new(),
             handles: 0,
             live: false,
             needed: false,
             exposer: None,
             state: None,
-            synced: Vec::new(),
+            synced: Few::new(),
             last_at: None,
-            streams: Vec::new(),
+            streams: Few::new(),
             up_receiving: false,
             up_sending: false,
-            down: Vec::new(),
-            down_streaming: Vec::new(),
+            down: Few::new(),
+            down_streaming: Few::new(),
         }
     }
 
@@ -126,7 +132,7 @@ pub(crate) struct TagRec {
     pub observers: Vec<ContractId>,
     pub exposers: Vec<ContractId>,
     /// Tag-level declarations of downstream links.
-    pub down: Vec<(LinkId, DeclarationState)>,
+    pub down: Few<(LinkId, DeclarationState), 1>,
 }
 
 impl TagRec {

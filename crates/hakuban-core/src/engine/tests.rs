@@ -394,3 +394,11 @@ fn a_queue_of_dead_handles_is_swept() {
     assert!(queued.is_some_and(|len| len < 64), "queue kept {queued:?} dead entries");
     assert_eq!(engine.counts().objects, 0);
 }
+
+/// A router holds one record per object: it must stay small (docs/performance.md, S9 a).
+#[test]
+fn an_object_record_stays_compact() {
+    let size = std::mem::size_of::<records::ObjectRec>();
+    eprintln!("ObjectRec: {size} bytes");
+    assert!(size <= 240, "ObjectRec grew to {size} bytes");
+}

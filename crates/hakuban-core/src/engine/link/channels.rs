@@ -9,6 +9,7 @@
 //! Every channel starts with a full state (the sender's baseline starts empty), which is also how
 //! resynchronisation after a reconnection works.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use hakuban_proto::Frame;
@@ -128,7 +129,7 @@ impl Engine {
         &mut self,
         link: LinkId,
         object: ObjectId,
-        state: ObjectState<DataBytes>,
+        state: Arc<ObjectState<DataBytes>>,
         now: Instant,
     ) {
         let channel = self.links.get(&link).and_then(|l| l.receiving.get(&object).copied());
@@ -219,7 +220,7 @@ impl Engine {
     /// The object's state changed: every link sending it will look at it before its next batch.
     pub(crate) fn notify_links(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let mut links: Vec<LinkId> = rec.down_streaming.clone();
+        let mut links: super::super::records::Few<LinkId, 4> = rec.down_streaming.iter().copied().collect();
         if rec.up_sending
             && let Some(upstream) = self.upstream
         {

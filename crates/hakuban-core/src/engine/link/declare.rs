@@ -148,7 +148,11 @@ impl Engine {
 }
 
 /// Puts a child's declaration in a record's list (kept in link order); an empty one removes it.
-fn replace_declaration(list: &mut Vec<(LinkId, DeclarationState)>, link: LinkId, state: DeclarationState) {
+fn replace_declaration<const N: usize>(
+    list: &mut smallvec::SmallVec<[(LinkId, DeclarationState); N]>,
+    link: LinkId,
+    state: DeclarationState,
+) {
     list.retain(|(l, _)| *l != link);
     if !state.is_empty() {
         list.push((link, state));

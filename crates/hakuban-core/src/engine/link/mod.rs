@@ -144,7 +144,7 @@ pub enum LinkInput {
     /// The parent stops streaming the object to us.
     StreamEnd(u32),
     /// A state of the object.
-    State(u32, ObjectState<DataBytes>),
+    State(u32, Arc<ObjectState<DataBytes>>),
     /// Only the synchronisation of the object's last state changed.
     Synchronized(u32, u64),
     /// The parent refused (or, with nothing refused, accepts again) parts of our declaration.
