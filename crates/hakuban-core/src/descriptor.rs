@@ -130,14 +130,15 @@ impl From<&TagDescriptor> for TagDescriptor {
 
 struct ObjectDescriptorInner {
     /// Sorted by [`cmp_json`] and free of duplicates, so set equality is slice equality.
-    tags: Vec<TagDescriptor>,
+    tags: Box<[TagDescriptor]>,
     /// Canonical compact JSON text of the identifier (object keys sorted, `-0.0` written as
     /// `0.0`): equal texts are equal values. Identity goes by it.
     text: Box<str>,
     /// The identifier as a value: kept when the descriptor was made from one, parsed from
     /// `text` on first use when it came from the wire. A router never needs it, so each object
     /// costs it the text only, not serde_json's tree.
-    json: std::sync::OnceLock<Value>,
+    /// Boxed: a `Value` inline would cost every descriptor 32 bytes, used by few of them.
+    json: std::sync::OnceLock<Box<Value>>,
     hash: u64,
 }
 
@@ -169,7 +170,7 @@ impl ObjectDescriptor {
         let json = json.into();
         let inner = ObjectDescriptor::inner(tags, &json);
         if has_negative_zero(&json) {
-            let _ = inner.json.set(json);
+            let _ = inner.json.set(Box::new(json));
         }
         ObjectDescriptor { inner: Arc::new(inner) }
     }
@@ -186,7 +187,7 @@ impl ObjectDescriptor {
         }
         let hash = hasher.finish();
         ObjectDescriptorInner {
-            tags,
+            tags: tags.into_boxed_slice(),
             text: canonical_text(json).into_boxed_str(),
             json: std::sync::OnceLock::new(),
             hash,
@@ -220,7 +221,7 @@ impl ObjectDescriptor {
     /// The object's JSON identifier.
     pub fn json(&self) -> &Value {
         // The text was written from a value, so it parses; `Null` is only a formal fallback.
-        self.inner.json.get_or_init(|| serde_json::from_str(&self.inner.text).unwrap_or(Value::Null))
+        self.inner.json.get_or_init(|| Box::new(serde_json::from_str(&self.inner.text).unwrap_or(Value::Null)))
     }
 
     /// Calls `f` with the identifier's value without keeping a parsed copy (for code that looks
@@ -493,6 +494,13 @@ mod tests {
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["json"], json!({"x": null}));
         assert_eq!(parsed["tags"].as_array().unwrap().len(), 2);
+    }
+
+    /// Every object costs one descriptor record in each exchange that knows it.
+    #[test]
+    fn a_descriptor_record_stays_compact() {
+        let size = std::mem::size_of::<ObjectDescriptorInner>();
+        assert!(size <= 64, "ObjectDescriptorInner grew to {size} bytes");
     }
 
     /// The value is not kept, but `json()` gives back what the descriptor was made from.

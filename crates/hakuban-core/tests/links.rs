@@ -320,3 +320,30 @@ fn fan_out_of_a_large_state_reuses_the_received_encoding() {
     // (compressed, then a delta) to all four links and encodes nothing itself.
     assert_eq!(fan_out_cache_hits(true), 8);
 }
+
+/// A router connecting an observer of 10,000 objects to a tag exposer queues a declaration and
+/// an assignment per object at once; they go out a part at a time, every declaration before the
+/// states that use it, and every observer gets its object's state.
+#[test]
+fn ten_thousand_objects_declared_at_once_all_arrive() {
+    const OBJECTS: usize = 10_000;
+    let (router, a, b) = (Exchange::new(), Exchange::new(), Exchange::new());
+    let (mut wa, mut wb) = (connect(&a, &router), connect(&b, &router));
+    let mut tag_expose = b.tag_expose_contract("t").build();
+    let mut observers: Vec<_> =
+        (0..OBJECTS).map(|i| a.object_observe_contract((["t"], serde_json::json!({ "id": i }))).build()).collect();
+    pump(&mut [&mut wa, &mut wb]);
+    let mut sinks = Vec::new();
+    while let Some(sink) = poll_next(&mut tag_expose) {
+        let id = sink.descriptor().json()["id"].as_i64().unwrap();
+        publish(&sink, id, &format!("state of {id}"));
+        sinks.push(sink);
+    }
+    assert_eq!(sinks.len(), OBJECTS, "the exposer is assigned every object");
+    pump(&mut [&mut wa, &mut wb]);
+    for (i, contract) in observers.iter_mut().enumerate() {
+        let mut stream = poll_next(contract).expect("a stream per observed object");
+        let state = latest(&mut stream).expect("each object's state arrives");
+        assert_eq!((state.version, state.data.as_slice()), (vec![i as i64], format!("state of {i}").as_bytes()));
+    }
+}

@@ -243,7 +243,7 @@ impl Engine {
         let Some(id) = self.my_object_id(link, object) else { return };
         let Some(rec) = self.links.get_mut(&link) else { return };
         // A declaration made just now must precede the state that uses it.
-        out.extend(rec.control.drain(..));
+        out.extend(rec.control.drain(..).map(super::Control::into_output));
         let us_ago = current.synchronized.to_micros_ago(now);
         match &last {
             Some(last) if last.version == current.version => {

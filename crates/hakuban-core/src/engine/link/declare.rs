@@ -8,7 +8,6 @@ use std::time::Instant;
 use hakuban_proto::{DeclarationState, Frame};
 use hashbrown::{HashMap, HashSet};
 
-use super::LinkOutput;
 use crate::engine::{ContractId, Engine, LinkId, ObjectId, TagId, next};
 
 impl Engine {
@@ -98,7 +97,7 @@ impl Engine {
     /// Appends a frame to the link's queue (the transmitter is running already).
     fn push_control(&mut self, link: LinkId, frame: Frame) {
         if let Some(rec) = self.links.get_mut(&link) {
-            rec.control.push_back(LinkOutput::Frame(frame));
+            rec.control.push_back(super::Control::frame(frame));
         }
     }
 

@@ -233,10 +233,39 @@ pub(crate) struct LinkRec {
     pub dirty_sending: HashSet<ObjectId>,
     /// Channels we accept states on, each with the sink id its producer counts as.
     pub receiving: HashMap<ObjectId, ReceivingChannel>,
-    pub control: VecDeque<LinkOutput>,
+    pub control: VecDeque<Control>,
     /// An [`Event::Transmit`] was emitted and the transport has not asked for frames since.
     pub signalled: bool,
 }
+
+/// A control frame waiting to be sent. Kept small: connecting a router to a child that exposes
+/// a million objects queues two frames per object at once (declare, assign), so a declaration
+/// is held as its descriptor (its strings written when sent) and other frames are boxed.
+pub(crate) enum Control {
+    /// [`Frame::DeclareObject`] of our `id` for the object.
+    DeclareObject(u32, ObjectDescriptor),
+    /// Any other frame.
+    Frame(Box<Frame>),
+}
+
+impl Control {
+    pub fn frame(frame: Frame) -> Self {
+        Control::Frame(Box::new(frame))
+    }
+
+    pub fn into_output(self) -> LinkOutput {
+        LinkOutput::Frame(match self {
+            Control::DeclareObject(id, descriptor) => {
+                Frame::DeclareObject { id, tags: descriptor.tags_to_strings(), json: descriptor.json_to_string() }
+            }
+            Control::Frame(frame) => *frame,
+        })
+    }
+}
+
+/// Control frames handed out per [`Engine::link_transmit`] call: a long queue is encoded a part
+/// at a time, as the socket drains, not copied out all at once.
+const CONTROL_PER_TRANSMIT: usize = 4096;
 
 /// Tells the link's transport, once until it next asks, that there is something to send.
 pub(super) fn signal(rec: &mut LinkRec, events: &mut VecDeque<Event>, link: LinkId) {
@@ -281,7 +310,7 @@ impl Engine {
             },
         };
         let mut control = VecDeque::new();
-        control.push_back(LinkOutput::Frame(hello));
+        control.push_back(Control::frame(hello));
         self.links.insert(
             id,
             LinkRec {
@@ -509,7 +538,14 @@ impl Engine {
         if rec.closed.is_some() {
             return out;
         }
-        out.extend(rec.control.drain(..));
+        let control = rec.control.len().min(CONTROL_PER_TRANSMIT);
+        out.extend(rec.control.drain(..control).map(Control::into_output));
+        if !rec.control.is_empty() {
+            // States wait until every declaration before them went out.
+            rec.last_tx = now;
+            signal(rec, &mut self.events, link);
+            return out;
+        }
         // Taken all at once (picking one at a time from a hash set rescans it every time); what
         // the budget leaves goes back.
         let mut dirty: Vec<ObjectId> = rec.dirty_sending.drain().collect();
@@ -646,7 +682,7 @@ impl Engine {
         if rec.last_tx.checked_add(rec.config.keep_alive).is_some_and(|deadline| now >= deadline)
             && rec.control.is_empty()
         {
-            rec.control.push_back(LinkOutput::Frame(Frame::KeepAlive));
+            rec.control.push_back(Control::frame(Frame::KeepAlive));
             rec.last_tx = now;
             signal(rec, &mut self.events, link);
         }
@@ -661,8 +697,7 @@ impl Engine {
         let descriptor = &self.objects.get(&object)?.descriptor;
         let id = rec.allocate_id();
         rec.my_objects.insert(object, id);
-        let (tags, json) = (descriptor.tags_to_strings(), descriptor.json_to_string());
-        rec.control.push_back(LinkOutput::Frame(Frame::DeclareObject { id, tags, json }));
+        rec.control.push_back(Control::DeclareObject(id, descriptor.clone()));
         Some(id)
     }
 
@@ -675,7 +710,7 @@ impl Engine {
         let json = self.tags.get(&tag)?.descriptor.json_to_string();
         let id = rec.allocate_id();
         rec.my_tags.insert(tag, id);
-        rec.control.push_back(LinkOutput::Frame(Frame::DeclareTag { id, json }));
+        rec.control.push_back(Control::frame(Frame::DeclareTag { id, json }));
         Some(id)
     }
 
@@ -684,7 +719,7 @@ impl Engine {
         if let Some(rec) = self.links.get_mut(&link)
             && rec.closed.is_none()
         {
-            rec.control.push_back(LinkOutput::Frame(frame));
+            rec.control.push_back(Control::frame(frame));
             signal(rec, &mut self.events, link);
         }
     }
@@ -697,7 +732,7 @@ impl Engine {
             if let Some(id) = rec.my_objects.remove(&object)
                 && rec.closed.is_none()
             {
-                rec.control.push_back(LinkOutput::Frame(Frame::ForgetObject { id }));
+                rec.control.push_back(Control::frame(Frame::ForgetObject { id }));
             }
             crate::shrink::map(&mut rec.my_objects);
             crate::shrink::map(&mut rec.sent_objects);
@@ -717,7 +752,7 @@ impl Engine {
             if let Some(id) = rec.my_tags.remove(&tag)
                 && rec.closed.is_none()
             {
-                rec.control.push_back(LinkOutput::Frame(Frame::ForgetTag { id }));
+                rec.control.push_back(Control::frame(Frame::ForgetTag { id }));
             }
         }
     }
