@@ -50,6 +50,7 @@
 //! assert_eq!(published.unwrap().data.as_slice(), b"hi");
 //! ```
 
+mod due_queue;
 mod election;
 mod handles;
 mod invariants;
@@ -203,7 +204,7 @@ pub struct Engine {
     /// link's earliest entry is its `check_at`, other entries are stale and skipped).
     link_deadlines: BinaryHeap<Reverse<(Instant, LinkId)>>,
     /// Objects by the instant their next load-balancing check is due.
-    rebalance_queue: BinaryHeap<Reverse<(Instant, ObjectId)>>,
+    rebalance_queue: due_queue::DueQueue,
     /// Objects created since the last rebalancing pass (scheduled at its start).
     rebalance_new: Vec<ObjectId>,
     /// Periodic load balancing run by [`Engine::handle_timeout`], if enabled.

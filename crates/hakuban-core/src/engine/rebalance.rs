@@ -7,7 +7,6 @@
 //! exposes it, it moves to a better child only when that child's load after taking it would be
 //! lower than the current child's load by more than `threshold`.
 
-use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use super::records::Exposer;
@@ -74,26 +73,24 @@ impl Engine {
         random: &mut dyn FnMut() -> f64,
     ) -> Instant {
         let average = average_interval.max(MIN_INTERVAL);
-        for object in self.rebalance_new.drain(..) {
-            self.rebalance_queue.push(Reverse((now, object)));
+        for object in std::mem::take(&mut self.rebalance_new) {
+            self.rebalance_queue.push(now, object);
         }
         let horizon = now + HORIZON;
-        while let Some(Reverse((due, object))) = self.rebalance_queue.peek().copied() {
-            if due > horizon {
-                break;
+        while let Some(bucket) = self.rebalance_queue.pop_due(horizon) {
+            for (due, object) in bucket {
+                if !self.objects.contains_key(&object) {
+                    continue;
+                }
+                self.rebalance_object(object, threshold, now);
+                // Catch up with the schedule instead of replaying every missed slot.
+                let base = if due + average < now { now } else { due };
+                let next = base + average / 2 + average.mul_f64(random().clamp(0.0, 1.0));
+                self.rebalance_queue.push(next, object);
             }
-            self.rebalance_queue.pop();
-            if !self.objects.contains_key(&object) {
-                continue;
-            }
-            self.rebalance_object(object, threshold, now);
-            // Catch up with the schedule instead of replaying every missed slot.
-            let base = if due + average < now { now } else { due };
-            let next = base + average / 2 + average.mul_f64(random().clamp(0.0, 1.0));
-            self.rebalance_queue.push(Reverse((next, object)));
         }
         self.finish_input();
-        self.rebalance_queue.peek().map_or(now + Duration::from_secs(1), |Reverse((due, _))| *due)
+        self.rebalance_queue.next_due().map_or(now + Duration::from_secs(1), |due| due.max(now))
     }
 
     fn rebalance_object(&mut self, object: ObjectId, threshold: f64, now: Instant) {

@@ -31,12 +31,16 @@ pub(crate) struct DownstreamInterest {
     pub exposing_since: u64,
 }
 
+/// The children interested in one object.
+pub(crate) type Interests = smallvec::SmallVec<[DownstreamInterest; 4]>;
+
 impl Engine {
     /// Every child with a declaration touching `object`, or a stream of it, in link order.
-    pub(crate) fn downstream_interests(&self, object: ObjectId) -> Vec<DownstreamInterest> {
-        let Some(rec) = self.objects.get(&object) else { return Vec::new() };
-        let mut interests: Vec<DownstreamInterest> = Vec::new();
-        fn entry(interests: &mut Vec<DownstreamInterest>, link: LinkId) -> usize {
+    /// Inline for up to four children: called for every object a balancing pass checks.
+    pub(crate) fn downstream_interests(&self, object: ObjectId) -> Interests {
+        let Some(rec) = self.objects.get(&object) else { return Interests::new() };
+        let mut interests = Interests::new();
+        fn entry(interests: &mut Interests, link: LinkId) -> usize {
             match interests.iter().position(|i| i.link == link) {
                 Some(index) => index,
                 None => {
@@ -51,10 +55,8 @@ impl Engine {
                 }
             }
         }
-        let mut touches = Vec::new();
-        for (link, declaration) in &rec.down {
-            touches.push((*link, *declaration));
-        }
+        let mut touches: smallvec::SmallVec<[(LinkId, hakuban_proto::DeclarationState); 4]> =
+            rec.down.iter().copied().collect();
         for tag in &rec.tags {
             if let Some(tag) = self.tags.get(tag) {
                 touches.extend(tag.down.iter().copied());
@@ -213,7 +215,7 @@ impl Engine {
     fn close_sending(&mut self, link: LinkId, object: ObjectId) {
         if let Some(rec) = self.links.get_mut(&link) {
             rec.sending.remove(&object);
-            rec.dirty_sending.remove(&object);
+            rec.dirty_sending.remove(object);
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod channels;
 mod declare;
+mod dirty;
 mod receive;
 mod rights;
 
@@ -230,7 +231,7 @@ pub(crate) struct LinkRec {
     pub exposing_since_tags: HashMap<TagId, u64>,
     /// Channels we send states on: the state last sent on each.
     pub sending: HashMap<ObjectId, Option<Arc<ObjectState<DataBytes>>>>,
-    pub dirty_sending: HashSet<ObjectId>,
+    pub dirty_sending: dirty::DirtySet,
     /// Channels we accept states on, each with the sink id its producer counts as.
     pub receiving: HashMap<ObjectId, ReceivingChannel>,
     pub control: VecDeque<Control>,
@@ -347,7 +348,7 @@ impl Engine {
                 exposing_since_objects: HashMap::new(),
                 exposing_since_tags: HashMap::new(),
                 sending: HashMap::new(),
-                dirty_sending: HashSet::new(),
+                dirty_sending: dirty::DirtySet::default(),
                 receiving: HashMap::new(),
                 control,
                 signalled: false,
@@ -546,19 +547,15 @@ impl Engine {
             signal(rec, &mut self.events, link);
             return out;
         }
-        // Taken all at once (picking one at a time from a hash set rescans it every time); what
-        // the budget leaves goes back.
-        let mut dirty: Vec<ObjectId> = rec.dirty_sending.drain().collect();
+        // In the order marked, until the budget is spent; the rest keeps its place.
         let mut bytes = 0usize;
-        let mut taken = 0;
-        while taken < dirty.len() && bytes < max_bytes {
+        while bytes < max_bytes {
+            let Some(object) = self.links.get_mut(&link).and_then(|rec| rec.dirty_sending.pop()) else { break };
             let before = out.len();
-            self.transmit_state(link, dirty[taken], now, &mut out);
+            self.transmit_state(link, object, now, &mut out);
             bytes += out[before..].iter().map(output_size).sum::<usize>();
-            taken += 1;
         }
         if let Some(rec) = self.links.get_mut(&link) {
-            rec.dirty_sending.extend(dirty.drain(taken..));
             if !out.is_empty() {
                 rec.last_tx = now;
             }
@@ -740,7 +737,7 @@ impl Engine {
             crate::shrink::map(&mut rec.receiving);
             crate::shrink::set(&mut rec.declared_objects);
             crate::shrink::set(&mut rec.dirty_objects);
-            crate::shrink::set(&mut rec.dirty_sending);
+            rec.dirty_sending.shrink();
             crate::shrink::map(&mut rec.exposing_since_objects);
         }
     }
