@@ -402,3 +402,24 @@ fn an_object_record_stays_compact() {
     eprintln!("ObjectRec: {size} bytes");
     assert!(size <= 240, "ObjectRec grew to {size} bytes");
 }
+
+/// Balancing checks each object about once per interval, but at most 100,000 objects a second:
+/// with 200,000 objects and a 1 s interval, each is checked every 2 s on average, so after the
+/// first pass (new objects are due at once) nothing is due for at least a second.
+#[test]
+fn balancing_checks_at_most_100k_objects_a_second() {
+    let now = Instant::now();
+    let rebalance_next = |objects: usize| {
+        let mut engine = Engine::new();
+        for i in 0..objects {
+            engine.create_object_observe_contract(ObjectDescriptor::from((["t"], serde_json::json!(i))), now);
+        }
+        while engine.poll_event().is_some() {}
+        let mut random = || 0.0;
+        engine.rebalance(now, Duration::from_secs(1), 0.1, &mut random);
+        engine.rebalance(now + Duration::from_millis(100), Duration::from_secs(1), 0.1, &mut random)
+    };
+    // Few objects: the next check is half an interval after the first (random() = 0).
+    assert!(rebalance_next(10) < now + Duration::from_millis(600));
+    assert!(rebalance_next(200_000) >= now + Duration::from_millis(990));
+}
