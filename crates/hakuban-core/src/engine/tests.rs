@@ -399,7 +399,6 @@ fn a_queue_of_dead_handles_is_swept() {
 #[test]
 fn an_object_record_stays_compact() {
     let size = std::mem::size_of::<records::ObjectRec>();
-    eprintln!("ObjectRec: {size} bytes");
     assert!(size <= 240, "ObjectRec grew to {size} bytes");
 }
 

@@ -55,14 +55,8 @@ impl Engine {
                 }
             }
         }
-        let mut touches: smallvec::SmallVec<[(LinkId, hakuban_proto::DeclarationState); 4]> =
-            rec.down.iter().copied().collect();
-        for tag in &rec.tags {
-            if let Some(tag) = self.tags.get(tag) {
-                touches.extend(tag.down.iter().copied());
-            }
-        }
-        for (link, declaration) in touches {
+        let tag_declarations = rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.down.iter());
+        for &(link, declaration) in rec.down.iter().chain(tag_declarations) {
             let index = entry(&mut interests, link);
             let interest = &mut interests[index];
             interest.observes |= declaration.observe;
@@ -222,7 +216,7 @@ impl Engine {
     /// The object's state changed: every link sending it will look at it before its next batch.
     pub(crate) fn notify_links(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let mut links: super::super::records::Few<LinkId, 4> = rec.down_streaming.iter().copied().collect();
+        let mut links = rec.down_streaming.clone();
         if rec.up_sending
             && let Some(upstream) = self.upstream
         {
