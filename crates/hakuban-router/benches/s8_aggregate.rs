@@ -5,7 +5,8 @@
 //! sink, yielding to the executor after each round (100,000 states). Measured: distinct (object,
 //! version) states received per second, first send to all objects at [100]; the share of the
 //! 100,000 states received; last send to all final versions; the router process's CPU seconds
-//! per 100,000 states. One JSON line per run. Run with `cargo xtask bench S8`; `S8_ROUNDS=N` sends
+//! per 100,000 states. One JSON line per run, for each of two places the producer's loop can run
+//! (see [`Producer`]). Run with `cargo xtask bench S8`; `S8_ROUNDS=N` sends
 //! N rounds instead of 100, to profile the steady state.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -39,6 +40,23 @@ fn main() {
     let (objects, rounds): (usize, i64) = if common::quick() { (100, 10) } else { (1_000, 100) };
     // More rounds for profiling the steady state (`S8_ROUNDS=3000 perf record ...`).
     let rounds = std::env::var("S8_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(rounds);
+    println!("{}", run(objects, rounds, Producer::BlockOn));
+    println!("{}", run(objects, rounds, Producer::Task));
+}
+
+/// Where the producer's loop runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Producer {
+    /// In the future given to `block_on` (as in `#[tokio::main]`), on the calling thread: its
+    /// yield gives the runtime's tasks no turn, they run beside it on the two workers.
+    BlockOn,
+    /// As a task on the runtime's workers, as an application's would: its yield lets the tasks
+    /// it woke run first.
+    Task,
+}
+
+/// One run on a fresh router and fresh exchanges; its JSON line.
+fn run(objects: usize, rounds: i64, producer: Producer) -> String {
     let router = router_process::RouterProcess::start();
     let (pid, url) = (router.pid(), router.url.clone());
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -94,30 +112,39 @@ fn main() {
         progress.zero.notified().await;
         let cpu_before = common::cpu_seconds(&pid);
         let started = Instant::now();
-        for round in 1..=rounds {
-            for sink in &sinks {
-                sink.publish(common::small_state(round));
+        let produce = async move {
+            for round in 1..=rounds {
+                for sink in &sinks {
+                    sink.publish(common::small_state(round));
+                }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
-        let last_send = Instant::now();
+            (Instant::now(), sinks)
+        };
+        let (last_send, sinks) = if producer == Producer::Task {
+            tokio::spawn(produce).await.expect("the producer finishes")
+        } else {
+            produce.await
+        };
         tokio::time::timeout(Duration::from_secs(120), progress.finished.notified()).await.expect("all final versions");
         let done = Instant::now();
         let cpu = common::cpu_seconds(&pid) - cpu_before;
         let sent = objects as f64 * rounds as f64;
         let received = progress.distinct.load(Ordering::SeqCst) as f64;
         let line = format!(
-            "{{\"scenario\":\"S8\",\"params\":{{\"objects\":{objects},\"rounds\":{rounds}}},\"results\":{{\"states_received_per_s\":{:.0},\"share_received\":{:.3},\"last_send_to_final_ms\":{:.2},\"router_cpu_s_per_100k\":{:.3},{}}}}}",
+            "{{\"scenario\":\"S8\",\"params\":{{\"objects\":{objects},\"rounds\":{rounds},\"producer\":\"{}\"}},\"results\":{{\"states_received_per_s\":{:.0},\"share_received\":{:.3},\"last_send_to_final_ms\":{:.2},\"router_cpu_s_per_100k\":{:.3}{}}}}}",
+            if producer == Producer::Task { "task" } else { "block_on" },
             received / (done - started).as_secs_f64(),
             received / sent,
             (done - last_send).as_secs_f64() * 1e3,
             cpu * 100_000.0 / sent,
-            common::process_figures()
+            // The process's own figures are whole-process, so they belong to the first run only.
+            if producer == Producer::BlockOn { format!(",{}", common::process_figures()) } else { String::new() }
         );
         drop((sinks, tag, contracts));
         line
     });
-    println!("{line}");
     clients.shutdown_background();
     drop(router);
+    line
 }

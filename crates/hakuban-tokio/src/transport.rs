@@ -59,6 +59,11 @@ fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
     link.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Feeds one message to the link (the lock is released before the caller awaits anything).
+fn receive(link: &Mutex<Link>, bytes: &[u8]) -> Result<(), hakuban_core::LinkError> {
+    lock(link).receive(bytes, now())
+}
+
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -80,8 +85,13 @@ where
     let reader = async {
         loop {
             let reason = match rx.next().await {
-                Some(Ok(Message::Binary(bytes))) => match lock(&link).receive(&bytes, now()) {
-                    Ok(()) => continue,
+                Some(Ok(Message::Binary(bytes))) => match receive(&link, &bytes) {
+                    Ok(()) => {
+                        // Let the tasks this message woke (other links' writers, observers)
+                        // take its states before the next message overwrites them.
+                        let_others_run().await;
+                        continue;
+                    }
                     Err(hakuban_core::LinkError::Closed(reason)) => reason,
                     Err(error) => CloseReason::ProtocolViolation(error.to_string()),
                 },
@@ -176,6 +186,21 @@ where
         let _ = tokio::time::timeout(Duration::from_secs(1), close(&mut tx, code, &text)).await;
     }
     reason
+}
+
+/// Returns after the tasks ready on this worker have had a turn: the task wakes itself and is
+/// put at the back of the run queue, without the driver poll that `yield_now` waits for.
+async fn let_others_run() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
 }
 
 /// What the writer shares with the timer about a write in progress.
