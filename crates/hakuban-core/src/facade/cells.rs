@@ -19,29 +19,20 @@ use parking_lot::Mutex;
 
 use crate::state::{DataBytes, DataSynchronized, DataVersion, ObjectState};
 
-/// Keeps a field on cache lines of its own: the producer writes one field of the cell while a
-/// hundred readers on another core read another, and they must not invalidate each other.
-#[derive(Default)]
-#[repr(align(64))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 /// The latest accepted state of one object, readable without the engine's lock.
+///
+/// Unpadded: every update touches all three fields on both sides (the producer sets `current`,
+/// bumps `generation` and takes `waiting`; a reader checks `generation`, clones `current` and
+/// queues on `waiting`), so cache lines of their own saved nothing: S1 ran as fast without them
+/// (14.5 against 14.9 ms) and an object costs ~130 B less in each exchange that reads it (S4).
 #[derive(Default)]
 pub(crate) struct ObjectCell {
     /// Locked only to swap or clone the `Arc`; readers take it once per new generation.
-    current: Padded<Mutex<Option<Arc<ObjectState<DataBytes>>>>>,
+    current: Mutex<Option<Arc<ObjectState<DataBytes>>>>,
     /// Bumped after every change of `current`, so readers skip loading an unchanged state.
-    generation: Padded<AtomicU64>,
+    generation: AtomicU64,
     /// Readers waiting for a newer generation, each at most once.
-    waiting: Padded<Mutex<Vec<Arc<StreamCell>>>>,
+    waiting: Mutex<Vec<Arc<StreamCell>>>,
 }
 
 impl ObjectCell {
