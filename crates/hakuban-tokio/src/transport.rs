@@ -17,7 +17,7 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use futures::{AsyncRead, AsyncWrite, Sink, SinkExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, FutureExt, Sink, SinkExt, StreamExt};
 use hakuban_core::{CloseReason, Link};
 use tokio::sync::Notify;
 
@@ -83,13 +83,24 @@ where
     let blocked = AtomicBool::new(false);
 
     let reader = async {
+        // A message read ahead, not yet given to the link.
+        let mut next = None;
         loop {
-            let reason = match rx.next().await {
+            let item = match next.take() {
+                Some(item) => item,
+                None => rx.next().await,
+            };
+            let reason = match item {
                 Some(Ok(Message::Binary(bytes))) => match receive(&link, &bytes) {
                     Ok(()) => {
-                        // Let the tasks this message woke (other links' writers, observers)
-                        // take its states before the next message overwrites them.
-                        let_others_run().await;
+                        // When the next message is already here, the tasks this one woke (other
+                        // links' writers, observers) take its states before the next overwrites
+                        // them. Otherwise the task sleeps on the socket as usual: a lone message
+                        // costs no extra turn.
+                        if let Some(item) = rx.next().now_or_never() {
+                            next = Some(item);
+                            let_others_run().await;
+                        }
                         continue;
                     }
                     Err(hakuban_core::LinkError::Closed(reason)) => reason,
