@@ -39,34 +39,34 @@ impl Engine {
     /// Inline for up to four children: called for every object a balancing pass checks.
     pub(crate) fn downstream_interests(&self, object: ObjectId) -> Interests {
         let Some(rec) = self.objects.get(&object) else { return Interests::new() };
-        let mut interests = Interests::new();
-        fn entry(interests: &mut Interests, link: LinkId) -> usize {
-            match interests.iter().position(|i| i.link == link) {
-                Some(index) => index,
-                None => {
-                    interests.push(DownstreamInterest {
-                        link,
-                        observes: false,
-                        exposes: false,
-                        capacity: 0,
-                        exposing_since: u64::MAX,
-                    });
-                    interests.len() - 1
-                }
-            }
-        }
+        let interest = |link: LinkId, observes: bool, expose: Option<_>| DownstreamInterest {
+            link,
+            observes,
+            exposes: expose.is_some(),
+            capacity: expose.unwrap_or(0),
+            exposing_since: u64::MAX,
+        };
+        // Every declaration and stream as an entry of its own, then sorted and merged per link:
+        // an object a thousand children observe costs a sort, not a thousand linear searches.
         let tag_declarations = rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.down.iter());
-        for &(link, declaration) in rec.down.iter().chain(tag_declarations) {
-            let index = entry(&mut interests, link);
-            let interest = &mut interests[index];
-            interest.observes |= declaration.observe;
-            if let Some(capacity) = declaration.expose {
-                interest.exposes = true;
-                interest.capacity = interest.capacity.saturating_add(capacity);
+        let mut entries: Interests = rec
+            .down
+            .iter()
+            .chain(tag_declarations)
+            .map(|&(link, declaration)| interest(link, declaration.observe, declaration.expose))
+            .chain(rec.down_streaming.iter().map(|&link| interest(link, false, None)))
+            .collect();
+        entries.sort_by_key(|i| i.link);
+        let mut interests = Interests::new();
+        for entry in entries {
+            match interests.last_mut() {
+                Some(last) if last.link == entry.link => {
+                    last.observes |= entry.observes;
+                    last.exposes |= entry.exposes;
+                    last.capacity = last.capacity.saturating_add(entry.capacity);
+                }
+                _ => interests.push(entry),
             }
-        }
-        for link in &rec.down_streaming {
-            entry(&mut interests, *link);
         }
         for interest in &mut interests {
             let Some(link) = self.links.get(&interest.link) else { continue };
@@ -74,7 +74,6 @@ impl Engine {
             let tag_since = rec.tags.iter().filter_map(|t| link.exposing_since_tags.get(t).copied()).min();
             interest.exposing_since = object_since.into_iter().chain(tag_since).min().unwrap_or(u64::MAX);
         }
-        interests.sort_by_key(|i| i.link);
         interests
     }
 
