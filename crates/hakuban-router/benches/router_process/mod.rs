@@ -14,6 +14,8 @@ impl RouterProcess {
     pub fn start() -> RouterProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hakuban-router"))
             .args(["--bind", "ws://127.0.0.1:0"])
+            // More router options for an experiment, e.g. `HAKUBAN_BENCH_ROUTER_ARGS="--threads 1"`.
+            .args(std::env::var("HAKUBAN_BENCH_ROUTER_ARGS").unwrap_or_default().split_whitespace())
             .env("RUST_LOG", "warn,hakuban_router=info")
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
