@@ -1,0 +1,148 @@
+//! BENCHMARKS.md S2 run on the published hakuban 0.8.5, the same way `s2_router_pingpong` runs
+//! it on Hakuban: exchanges A and B each connected to an in-process router (a listener on a
+//! single-worker runtime of its own); A exposes `a` and observes `b`, B the reverse; round trip
+//! i: A sends `a` [i], B answers `b` [i] when it sees `a` >= i, A waits for `b` >= i. 200 warm-up
+//! round trips, then 20,000 measured, with the same 64-byte payload. The S0 floor (a plain TCP
+//! relay thread) runs first in each of 3 runs. One JSON line per scenario and run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use hakuban::tokio_runtime::{WebsocketConnector, WebsocketListener};
+use hakuban::{Exchange, ObjectState};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const WARM_UP: i64 = 200;
+const MEASURED: i64 = 20_000;
+
+/// The 64-byte payload of BENCHMARKS.md, version [n].
+fn small_state(n: i64) -> ObjectState<Arc<Vec<u8>>> {
+    let mut payload = format!("{{\"seq\":{n},\"pad\":\"").into_bytes();
+    payload.resize(62, b'x');
+    payload.extend_from_slice(b"\"}");
+    ObjectState::new(Arc::new(payload)).with_version(vec![n]).with_format(vec!["JSON".to_string()])
+}
+
+/// S0: median RTT through a TCP relay thread in microseconds, and round trips per second.
+fn s0_floor() -> (f64, f64) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (a, _) = listener.accept().unwrap();
+        let (b, _) = listener.accept().unwrap();
+        for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = from.read(&mut buffer) {
+                    if n == 0 || to.write_all(&buffer[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut a = TcpStream::connect(address).unwrap();
+    let mut b = TcpStream::connect(address).unwrap();
+    a.set_nodelay(true).unwrap();
+    b.set_nodelay(true).unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 32];
+        while b.read_exact(&mut buffer).is_ok() {
+            if b.write_all(&buffer).is_err() {
+                return;
+            }
+        }
+    });
+    let mut rtts = Vec::with_capacity(MEASURED as usize);
+    let mut buffer = [7u8; 32];
+    for i in 0..WARM_UP + MEASURED {
+        let start = Instant::now();
+        a.write_all(&buffer).unwrap();
+        a.read_exact(&mut buffer).unwrap();
+        if i >= WARM_UP {
+            rtts.push(start.elapsed());
+        }
+    }
+    let total: Duration = rtts.iter().sum();
+    rtts.sort();
+    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, MEASURED as f64 / total.as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn main() {
+    // The router: a free port, then a listener on a runtime of its own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("ws://127.0.0.1:{port}#nodelay=true");
+    let router_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let router_exchange = Exchange::new();
+    let listener_url = url.clone();
+    let _listener = router_runtime
+        .block_on(async move { WebsocketListener::new(router_exchange, listener_url.as_str()).await })
+        .unwrap();
+    let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for _ in 0..3 {
+        let (floor_p50, floor_rate) = s0_floor();
+        println!(
+            "{{\"scenario\":\"S0\",\"implementation\":\"hakuban 0.8.5 run\",\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}"
+        );
+        let url = url.clone();
+        let mut rtts = clients.block_on(async move {
+            let (a, b) = (Exchange::new(), Exchange::new());
+            let _ca = WebsocketConnector::new(a.clone(), url.as_str()).unwrap();
+            let _cb = WebsocketConnector::new(b.clone(), url.as_str()).unwrap();
+            let mut a_expose = a.object_expose_contract((vec!["-"], "a")).build();
+            let mut a_observe = a.object_observe_contract((vec!["-"], "b")).build();
+            let mut b_expose = b.object_expose_contract((vec!["-"], "b")).build();
+            let mut b_observe = b.object_observe_contract((vec!["-"], "a")).build();
+            let answerer = tokio::spawn(async move {
+                let mut sink = b_expose.next().await.unwrap();
+                let mut stream = b_observe.next().await.unwrap();
+                while let Some(seen) = stream.next().await {
+                    let version = seen.version[0];
+                    sink.send(small_state(version)).await.unwrap();
+                    if version >= WARM_UP + MEASURED {
+                        break;
+                    }
+                }
+                (b_expose, b_observe, sink)
+            });
+            let mut sink = a_expose.next().await.unwrap();
+            let mut stream = a_observe.next().await.unwrap();
+            let mut rtts = Vec::with_capacity(MEASURED as usize);
+            for i in 1..=WARM_UP + MEASURED {
+                let start = Instant::now();
+                sink.send(small_state(i)).await.unwrap();
+                loop {
+                    let seen = stream.next().await.unwrap();
+                    if seen.version.first().copied().unwrap_or(-1) >= i {
+                        break;
+                    }
+                }
+                if i > WARM_UP {
+                    rtts.push(start.elapsed());
+                }
+            }
+            drop(answerer.await.unwrap());
+            rtts
+        });
+        let total: Duration = rtts.iter().sum();
+        rtts.sort();
+        let p50 = percentile(&rtts, 0.5);
+        println!(
+            "{{\"scenario\":\"S2\",\"implementation\":\"hakuban 0.8.5\",\"results\":{{\"round_trips_per_s\":{:.0},\"rtt_p50_us\":{p50:.0},\"rtt_p99_us\":{:.0},\"p50_vs_s0\":{:.2}}}}}",
+            MEASURED as f64 / total.as_secs_f64(),
+            percentile(&rtts, 0.99),
+            p50 / floor_p50
+        );
+    }
+    clients.shutdown_background();
+    router_runtime.shutdown_background();
+}
