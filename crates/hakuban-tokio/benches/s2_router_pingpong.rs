@@ -14,6 +14,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod floor;
 
 use std::time::{Duration, Instant};
 
@@ -29,56 +30,6 @@ fn measured() -> i64 {
     if common::quick() { 1_000 } else { 20_000 }
 }
 
-/// S0: median RTT through a TCP relay thread, in microseconds, and round trips per second.
-fn s0_floor() -> (f64, f64) {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (a, _) = listener.accept().unwrap();
-        let (b, _) = listener.accept().unwrap();
-        for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = from.read(&mut buffer) {
-                    if n == 0 || to.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let mut a = TcpStream::connect(address).unwrap();
-    let mut b = TcpStream::connect(address).unwrap();
-    a.set_nodelay(true).unwrap();
-    b.set_nodelay(true).unwrap();
-    // The echo and relay threads end with the process; joining them would wait on sockets the
-    // relay still holds.
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 32];
-        while b.read_exact(&mut buffer).is_ok() {
-            if b.write_all(&buffer).is_err() {
-                return;
-            }
-        }
-    });
-    let mut rtts = Vec::with_capacity(measured() as usize);
-    let mut buffer = [7u8; 32];
-    for i in 0..WARM_UP + measured() {
-        let start = Instant::now();
-        a.write_all(&buffer).unwrap();
-        a.read_exact(&mut buffer).unwrap();
-        if i >= WARM_UP {
-            rtts.push(start.elapsed());
-        }
-    }
-    drop(a);
-    let total: Duration = rtts.iter().sum();
-    rtts.sort();
-    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, measured() as f64 / total.as_secs_f64())
-}
-
 fn main() {
     let default_runs = if common::quick() { 1 } else { 3 };
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(default_runs);
@@ -86,7 +37,7 @@ fn main() {
     let url = std::env::var("HAKUBAN_ROUTER_URL").unwrap_or_else(|_| router.url());
     let clients = common::clients_runtime();
     for _ in 0..runs {
-        let (floor_p50, floor_rate) = s0_floor();
+        let (floor_p50, floor_rate) = floor::s0_floor(WARM_UP, measured());
         println!(
             "{{\"scenario\":\"S0\",\"params\":{{\"round_trips\":{}}},\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}",
             measured()

@@ -5,6 +5,9 @@
 //! round trips, then 20,000 measured, with the same 64-byte payload. The S0 floor (a plain TCP
 //! relay thread) runs first in each of 3 runs. One JSON line per scenario and run.
 
+#[path = "../../../crates/hakuban-tokio/benches/floor/mod.rs"]
+mod floor;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,53 +29,6 @@ fn small_state(n: i64) -> ObjectState<Arc<Vec<u8>>> {
     ObjectState::new(Arc::new(payload)).with_version(vec![n]).with_format(vec!["JSON".to_string()])
 }
 
-/// S0: median RTT through a TCP relay thread in microseconds, and round trips per second.
-fn s0_floor() -> (f64, f64) {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (a, _) = listener.accept().unwrap();
-        let (b, _) = listener.accept().unwrap();
-        for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = from.read(&mut buffer) {
-                    if n == 0 || to.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let mut a = TcpStream::connect(address).unwrap();
-    let mut b = TcpStream::connect(address).unwrap();
-    a.set_nodelay(true).unwrap();
-    b.set_nodelay(true).unwrap();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 32];
-        while b.read_exact(&mut buffer).is_ok() {
-            if b.write_all(&buffer).is_err() {
-                return;
-            }
-        }
-    });
-    let mut rtts = Vec::with_capacity(MEASURED as usize);
-    let mut buffer = [7u8; 32];
-    for i in 0..WARM_UP + MEASURED {
-        let start = Instant::now();
-        a.write_all(&buffer).unwrap();
-        a.read_exact(&mut buffer).unwrap();
-        if i >= WARM_UP {
-            rtts.push(start.elapsed());
-        }
-    }
-    let total: Duration = rtts.iter().sum();
-    rtts.sort();
-    (rtts[rtts.len() / 2].as_secs_f64() * 1e6, MEASURED as f64 / total.as_secs_f64())
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e6
 }
@@ -89,7 +45,7 @@ fn main() {
         .unwrap();
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for _ in 0..3 {
-        let (floor_p50, floor_rate) = s0_floor();
+        let (floor_p50, floor_rate) = floor::s0_floor(WARM_UP, MEASURED);
         println!(
             "{{\"scenario\":\"S0\",\"implementation\":\"hakuban 0.8.5 run\",\"results\":{{\"round_trips_per_s\":{floor_rate:.0},\"rtt_p50_us\":{floor_p50:.0}}}}}"
         );
