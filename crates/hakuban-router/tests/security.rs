@@ -94,6 +94,8 @@ async fn tokens_decide_who_observes_and_exposes_what() {
     let mut secret_exposer = writer.exchange.object_expose_contract("secret").build();
     let secret = refused(&reader, "\"secret\"").await;
     assert!(secret.observe && secret.reason.contains("reader"), "{secret:?}");
+    // The router writes the line on its own thread; the refusal may reach us first.
+    eventually(|| !router.log_lines("refused observe").is_empty()).await;
     assert_eq!(router.log_lines("refused observe").len(), 1, "one log line: {:?}", router.log_lines("refused"));
     assert!(router.log_lines("refused observe")[0].contains("secret"));
     let snapshot = reader.exchange.snapshot();
@@ -235,6 +237,7 @@ async fn a_child_router_authenticates_with_its_own_token_and_enforces_its_own_fi
     let _private_exposer = writer.exchange.object_expose_contract("private").build();
     let upstream = refused(&local_reader, "\"private\"").await;
     assert!(upstream.observe && upstream.reason.starts_with("refused upstream"), "{upstream:?}");
+    eventually(|| !child.log_lines("the parent refused").is_empty()).await;
     assert_eq!(child.log_lines("the parent refused").len(), 1);
     assert!(child.log_lines(CHILD).is_empty() && root.log_lines(CHILD).is_empty(), "the token is not logged");
     child.exit();
