@@ -203,7 +203,7 @@ impl LinkCodec {
         messages: &mut VecDeque<Vec<u8>>,
         cache: Option<&PayloadCache>,
     ) {
-        let mut batch: Vec<Frame> = Vec::new();
+        let mut batch: Vec<Frame> = Vec::with_capacity(outputs.len().min(BATCH_FRAMES));
         let mut bytes = 0usize;
         for output in outputs {
             let frame = match output {

@@ -129,15 +129,15 @@ impl Link {
         let mut declined: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
         let result = self.shared.engine(|engine| match decoded {
             Ok(inputs) => {
-                let mut states: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
                 for input in inputs {
-                    if let LinkInput::State(object, _) = &input {
-                        states.push(*object);
+                    let state = if let LinkInput::State(object, _) = &input { Some(*object) } else { None };
+                    // States for channels that are not open are not kept as baselines.
+                    if !engine.link_receive_kept(id, input, now)?
+                        && let Some(object) = state
+                    {
+                        declined.push(object);
                     }
-                    engine.link_receive(id, input, now)?;
                 }
-                // States for channels that are not open are not kept as baselines.
-                declined.extend(states.into_iter().filter(|object| !engine.link_receiving(id, *object)));
                 Ok(())
             }
             Err(reason) => {

@@ -76,6 +76,10 @@ pub(crate) use rebalance::splitmix;
 pub use records::ContractKind;
 use records::{ContractRec, ObjectRec, SinkRec, StreamRec, TagRec, Target};
 
+/// Events the drained queue keeps room for (a few tens of KiB): a round of states to a
+/// thousand objects reuses it instead of growing it again.
+const EVENTS_KEPT: usize = 1024;
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -387,8 +391,10 @@ impl Engine {
     /// it after every input.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
-        if event.is_none() {
-            crate::shrink::deque(&mut self.events);
+        if event.is_none() && self.events.capacity() > EVENTS_KEPT {
+            // Drained after every input: a queue given back each time would be grown again,
+            // a doubling at a time, by the next burst. Only what a rare flood left is returned.
+            self.events.shrink_to(EVENTS_KEPT);
         }
         event
     }

@@ -119,19 +119,22 @@ impl Engine {
     }
 
     /// A state arrived on a channel. States for a channel we did not open (or closed in the
-    /// meantime: frames cross on the wire) are dropped.
+    /// meantime: frames cross on the wire) are dropped: `false`.
     pub(super) fn receive_state(
         &mut self,
         link: LinkId,
         object: ObjectId,
         state: Arc<ObjectState<DataBytes>>,
         now: Instant,
-    ) {
+    ) -> bool {
         let channel = self.links.get(&link).and_then(|l| l.receiving.get(&object).copied());
-        if let Some(channel) = channel {
-            self.apply_state(object, channel.sink, state, now);
-        }
-        self.gc_objects.push(object);
+        let Some(channel) = channel else {
+            // No channel: the object may have been made for this state alone.
+            self.gc_objects.push(object);
+            return false;
+        };
+        self.apply_state(object, channel.sink, state, now);
+        true
     }
 
     pub(super) fn receive_synchronized(&mut self, link: LinkId, object: ObjectId, us_ago: u64, now: Instant) {
@@ -215,13 +218,9 @@ impl Engine {
     /// The object's state changed: every link sending it will look at it before its next batch.
     pub(crate) fn notify_links(&mut self, object: ObjectId) {
         let Some(rec) = self.objects.get(&object) else { return };
-        let mut links = rec.down_streaming.clone();
-        if rec.up_sending
-            && let Some(upstream) = self.upstream
-        {
-            links.push(upstream);
-        }
-        for link in links {
+        // Once per state on every exchange it crosses: no copy of the link list.
+        let upstream = self.upstream.filter(|_| rec.up_sending);
+        for &link in rec.down_streaming.iter().chain(upstream.iter()) {
             if let Some(rec) = self.links.get_mut(&link)
                 && rec.sending.contains_key(&object)
             {
@@ -233,26 +232,28 @@ impl Engine {
 
     /// Appends what the channel for `object` on `link` must send now, if anything.
     pub(super) fn transmit_state(&mut self, link: LinkId, object: ObjectId, now: Instant, out: &mut Vec<LinkOutput>) {
+        // Once per state per link: the channel's last state is replaced in place.
         let Some(current) = self.objects.get(&object).and_then(|o| o.state()) else { return };
-        let Some(last) = self.links.get(&link).and_then(|l| l.sending.get(&object).cloned()) else { return };
+        if !self.links.get(&link).is_some_and(|l| l.sending.contains_key(&object)) {
+            return;
+        }
         let Some(id) = self.my_object_id(link, object) else { return };
         let Some(rec) = self.links.get_mut(&link) else { return };
         // A declaration made just now must precede the state that uses it.
         out.extend(rec.control.drain(..).map(super::Control::into_output));
+        let Some(last) = rec.sending.get_mut(&object) else { return };
         let us_ago = current.synchronized.to_micros_ago(now);
-        match &last {
+        match last {
             Some(last) if last.version == current.version => {
                 if last.synchronized != current.synchronized {
                     out.push(LinkOutput::Frame(Frame::Synchronized { object: id, us_ago }));
                 }
+                *last = current;
             }
-            _ => out.push(LinkOutput::State {
-                object: id,
-                state: current.clone(),
-                baseline: last.clone(),
-                synchronized_us_ago: us_ago,
-            }),
+            _ => {
+                let baseline = last.replace(current.clone());
+                out.push(LinkOutput::State { object: id, state: current, baseline, synchronized_us_ago: us_ago });
+            }
         }
-        rec.sending.insert(object, Some(current));
     }
 }

@@ -43,6 +43,11 @@ impl DirtySet {
         None
     }
 
+    /// How many objects are marked.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }

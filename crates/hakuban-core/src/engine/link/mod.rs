@@ -503,6 +503,17 @@ impl Engine {
     /// Feeds one decoded frame from the peer. A protocol violation closes the link and is
     /// returned; the frame's effects on other links are those of the closing.
     pub fn link_receive(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), CloseReason> {
+        self.link_receive_kept(link, input, now).map(|_| ())
+    }
+
+    /// As [`link_receive`](Self::link_receive); `Ok(false)` when the input is a state that no
+    /// open channel took, so the transport keeps no delta baseline for it.
+    pub(crate) fn link_receive_kept(
+        &mut self,
+        link: LinkId,
+        input: LinkInput,
+        now: Instant,
+    ) -> Result<bool, CloseReason> {
         let Some(rec) = self.links.get_mut(&link) else {
             return Err(CloseReason::ClosedLocally("link removed".to_string()));
         };
@@ -533,8 +544,10 @@ impl Engine {
     /// reads slowly costs no queue of versions.
     pub fn link_transmit(&mut self, link: LinkId, now: Instant, max_bytes: usize) -> Vec<LinkOutput> {
         self.flush_declarations(link);
-        let mut out = Vec::new();
-        let Some(rec) = self.links.get_mut(&link) else { return out };
+        let Some(rec) = self.links.get_mut(&link) else { return Vec::new() };
+        // Sized for what is waiting (up to a point), not grown one doubling at a time.
+        let mut out =
+            Vec::with_capacity(rec.control.len().min(CONTROL_PER_TRANSMIT) + rec.dirty_sending.len().min(1024));
         rec.signalled = false;
         if rec.closed.is_some() {
             return out;

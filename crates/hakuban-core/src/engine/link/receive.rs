@@ -9,8 +9,10 @@ use crate::close::CloseReason;
 use crate::engine::{Engine, LinkId, ObjectId, TagId};
 
 impl Engine {
-    pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<(), CloseReason> {
-        let Some(rec) = self.links.get_mut(&link) else { return Ok(()) };
+    /// Applies one input; `false` when it is a state that no open channel took (a transport
+    /// keeps no delta baseline for it).
+    pub(super) fn dispatch(&mut self, link: LinkId, input: LinkInput, now: Instant) -> Result<bool, CloseReason> {
+        let Some(rec) = self.links.get_mut(&link) else { return Ok(true) };
         let role = rec.role;
         match input {
             LinkInput::Hello { name, load_limit, token } => {
@@ -24,10 +26,10 @@ impl Engine {
                     rec.load_limit = load_limit_timeline(&load_limit, now);
                     self.admit(link, token)?;
                 }
-                return Ok(());
+                return Ok(true);
             }
             _ if !rec.hello_received => return Err(violation("a frame arrived before the hello".to_string())),
-            LinkInput::KeepAlive => return Ok(()),
+            LinkInput::KeepAlive => return Ok(true),
             LinkInput::Close(reason) => return Err(CloseReason::PeerClosed(reason)),
             LinkInput::DeclareObject(id, descriptor) => {
                 if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
@@ -39,7 +41,7 @@ impl Engine {
                 // (each hop of a state declares its object again, in the sender's ids).
                 let descriptor = self.object_index.get_key_value(&descriptor).map_or(descriptor, |(d, _)| d.clone());
                 rec.peer_objects.insert(id, descriptor);
-                return Ok(());
+                return Ok(true);
             }
             LinkInput::DeclareTag(id, descriptor) => {
                 if rec.peer_objects.len() + rec.peer_tags.len() >= rec.config.limits.max_declarations
@@ -49,7 +51,7 @@ impl Engine {
                 }
                 let descriptor = self.tag_index.get_key_value(&descriptor).map_or(descriptor, |(d, _)| d.clone());
                 rec.peer_tags.insert(id, descriptor);
-                return Ok(());
+                return Ok(true);
             }
             LinkInput::ForgetObject(id) => {
                 let forgotten = rec.peer_objects.remove(&id);
@@ -62,7 +64,7 @@ impl Engine {
                 {
                     self.set_downstream_object_declaration(link, object, DeclarationState::default(), now);
                 }
-                return Ok(());
+                return Ok(true);
             }
             LinkInput::ForgetTag(id) => {
                 let forgotten = rec.peer_tags.remove(&id);
@@ -75,7 +77,7 @@ impl Engine {
                 {
                     self.set_downstream_tag_declaration(link, tag, DeclarationState::default(), now);
                 }
-                return Ok(());
+                return Ok(true);
             }
             _ => {}
         }
@@ -116,7 +118,7 @@ impl Engine {
             }
             (_, LinkInput::State(id, state)) => {
                 let object = self.peer_object(link, id)?;
-                self.receive_state(link, object, state, now);
+                return Ok(self.receive_state(link, object, state, now));
             }
             (_, LinkInput::Synchronized(id, us_ago)) => {
                 let object = self.peer_object(link, id)?;
@@ -127,13 +129,18 @@ impl Engine {
                 return Err(violation(format!("{kind} is not allowed from a {role:?} peer's side")));
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The local object named by the peer's `id`, created if missing.
     fn peer_object(&mut self, link: LinkId, id: u32) -> Result<ObjectId, CloseReason> {
-        let descriptor = self.links.get(&link).and_then(|rec| rec.peer_objects.get(&id).cloned());
+        let descriptor = self.links.get(&link).and_then(|rec| rec.peer_objects.get(&id));
         let descriptor = descriptor.ok_or_else(|| violation(format!("undeclared object id {id}")))?;
+        // Once per state received: the usual case, a known object, costs no descriptor copy.
+        if let Some(object) = self.object_index.get(descriptor) {
+            return Ok(*object);
+        }
+        let descriptor = descriptor.clone();
         Ok(self.object_for(&descriptor))
     }
 
