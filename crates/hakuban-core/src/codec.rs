@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hakuban_proto::{Frame, Limits, PROTOCOL_VERSION, apply_payload, decode_batch, encode_batch, encode_payload};
+use hakuban_proto::{
+    Frame, Limits, PROTOCOL_VERSION, apply_shared_payload, decode_batch, encode_batch, encode_shared_payload,
+};
 use hashbrown::HashMap;
 
 use crate::close::CloseReason;
@@ -133,24 +135,22 @@ impl LinkCodec {
                 let previous = self.received.get(&object);
                 let max = self.limits.max_payload_bytes.min(*budget);
                 let received = cache.filter(|_| PayloadCache::worth_seeding(&payload)).map(|c| (c, payload.clone()));
-                let data =
-                    apply_payload(previous.map(|state| state.data.as_slice()), payload, max).map_err(|error| {
-                        match error {
-                            hakuban_proto::DecodeError::BadDelta(_) if max < self.limits.max_payload_bytes => {
-                                CloseReason::LimitExceeded(hakuban_proto::DecodeError::DecodedTooLarge {
-                                    limit: self.limits.max_decoded_bytes_per_message,
-                                })
-                            }
-                            other => CloseReason::from_decode(other),
+                let data = apply_shared_payload(previous.map(|state| state.data.as_slice()), payload, max).map_err(
+                    |error| match error {
+                        hakuban_proto::DecodeError::BadDelta(_) if max < self.limits.max_payload_bytes => {
+                            CloseReason::LimitExceeded(hakuban_proto::DecodeError::DecodedTooLarge {
+                                limit: self.limits.max_decoded_bytes_per_message,
+                            })
                         }
-                    })?;
+                        other => CloseReason::from_decode(other),
+                    },
+                )?;
                 *budget -= data.len();
                 let format = match (format, previous) {
                     (Some(format), _) => format,
                     (None, Some(previous)) => previous.format.clone(),
                     (None, None) => return Err(malformed(format!("object {object}: first state without a format"))),
                 };
-                let data = Arc::new(data);
                 if let Some((cache, payload)) = received {
                     cache.keep(previous.map(|state| &state.data), &data, payload);
                 }
@@ -216,7 +216,7 @@ impl LinkCodec {
                     let base = baseline.as_ref().map(|b| &b.data);
                     let payload = match cache {
                         Some(cache) => cache.encode(base, &state.data),
-                        None => encode_payload(base.map(|b| b.as_slice()), &state.data),
+                        None => encode_shared_payload(base.map(|b| b.as_slice()), &state.data),
                     };
                     Frame::State { object, version: state.version.clone(), format, payload, synchronized_us_ago }
                 }

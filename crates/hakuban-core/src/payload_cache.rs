@@ -10,7 +10,7 @@
 use parking_lot::Mutex;
 
 use crate::state::DataBytes;
-use hakuban_proto::{Payload, encode_payload};
+use hakuban_proto::{Payload, encode_shared_payload};
 
 /// Payloads smaller than this are encoded directly.
 const CACHE_FROM: usize = 4096;
@@ -45,7 +45,7 @@ impl PayloadCache {
     /// The payload carrying `data` to a peer holding `baseline`, encoded once per pair.
     pub fn encode(&self, baseline: Option<&DataBytes>, data: &DataBytes) -> Payload {
         if data.len() < CACHE_FROM {
-            return encode_payload(baseline.map(|b| b.as_slice()), data);
+            return encode_shared_payload(baseline.map(|b| b.as_slice()), data);
         }
         {
             let mut inner = self.inner.lock();
@@ -56,7 +56,7 @@ impl PayloadCache {
             }
         }
         // Encoded outside the lock: links encoding other payloads do not wait for this one.
-        let payload = encode_payload(baseline.map(|b| b.as_slice()), data);
+        let payload = encode_shared_payload(baseline.map(|b| b.as_slice()), data);
         self.keep(baseline, data, payload.clone());
         payload
     }
@@ -159,7 +159,7 @@ mod tests {
         cache.keep(Some(&old), &new, received.clone());
         assert_eq!(cache.encode(Some(&old), &new), received);
         assert_eq!(cache.hits(), 1);
-        assert!(!PayloadCache::worth_seeding(&Payload::Full(vec![0; 10_000])));
+        assert!(!PayloadCache::worth_seeding(&Payload::Full(vec![0; 10_000].into())));
         assert!(!PayloadCache::worth_seeding(&Payload::Delta { prefix: 10, suffix: 10, middle: vec![1] }));
     }
 

@@ -65,7 +65,7 @@ fn state(object: u32, version: i64, data: &[u8], format: Option<Vec<String>>) ->
         object,
         version: vec![version],
         format,
-        payload: Payload::Full(data.to_vec()),
+        payload: Payload::Full(data.to_vec().into()),
         synchronized_us_ago: 0,
     }
 }

@@ -11,6 +11,8 @@
 //! bounds-checked: a delta that does not fit its base, or a compressed payload larger than it
 //! claims or than the limit, is an error, never a panic.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::DecodeError;
@@ -28,8 +30,9 @@ const COMPRESSION_LEVEL: i32 = 3;
 /// A state's data as carried by a `State` frame.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// The complete data. Every channel's first state is full.
-    Full(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The complete data. Every channel's first state is full. Shared, not copied, with the
+    /// state it carries (see [`encode_shared_payload`]).
+    Full(#[serde(with = "shared_bytes")] Arc<Vec<u8>>),
     /// The complete data, zstd-compressed; `size` is the decompressed length.
     Compressed {
         /// Length of the data once decompressed.
@@ -115,7 +118,17 @@ fn decompress_against(reference: &[u8], data: &[u8], size: usize) -> Result<Vec<
 
 /// The payload carrying `new` to a receiver that holds `base` (or nothing).
 pub fn encode_payload(base: Option<&[u8]>, new: &[u8]) -> Payload {
-    let Some(base) = base else { return full(new) };
+    encode(base, new, || Arc::new(new.to_vec()))
+}
+
+/// As [`encode_payload`], for data already shared: a full payload holds `new` itself instead of
+/// a copy (a small state sent whole, the usual case, is copied once, into the message).
+pub fn encode_shared_payload(base: Option<&[u8]>, new: &Arc<Vec<u8>>) -> Payload {
+    encode(base, new, || new.clone())
+}
+
+fn encode(base: Option<&[u8]>, new: &[u8], whole: impl FnOnce() -> Arc<Vec<u8>>) -> Payload {
+    let Some(base) = base else { return full(new, whole) };
     let prefix = hunks::common_prefix(base, new);
     let suffix = hunks::common_suffix(base, new, base.len().min(new.len()) - prefix);
     let middle = &new[prefix..new.len() - suffix];
@@ -144,31 +157,47 @@ pub fn encode_payload(base: Option<&[u8]>, new: &[u8]) -> Payload {
         };
     }
     if prefix + suffix < MIN_SAVING {
-        return full(new);
+        return full(new, whole);
     }
     Payload::Delta { prefix: prefix as u64, suffix: suffix as u64, middle: middle.to_vec() }
 }
 
-/// The whole of `data`, compressed when large enough and worth it.
-fn full(data: &[u8]) -> Payload {
+/// The whole of `data` (`whole` gives it shared), compressed when large enough and worth it.
+fn full(data: &[u8], whole: impl FnOnce() -> Arc<Vec<u8>>) -> Payload {
     if data.len() >= COMPRESS_FROM
         && let Ok(compressed) = zstd::bulk::compress(data, COMPRESSION_LEVEL)
         && compressed.len() + compressed.len() / 8 < data.len()
     {
         return Payload::Compressed { size: data.len() as u64, data: compressed };
     }
-    Payload::Full(data.to_vec())
+    Payload::Full(whole())
 }
 
 /// Rebuilds the data from `payload` and the receiver's `base`, refusing results over `max_bytes`.
 pub fn apply_payload(base: Option<&[u8]>, payload: Payload, max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
-    match payload {
-        Payload::Full(bytes) => {
-            if bytes.len() > max_bytes {
-                return Err(DecodeError::BadDelta(format!("payload of {} bytes over the limit", bytes.len())));
-            }
-            Ok(bytes)
+    apply_shared_payload(base, payload, max_bytes)
+        .map(|data| Arc::try_unwrap(data).unwrap_or_else(|data| (*data).clone()))
+}
+
+/// As [`apply_payload`], shared: a full payload's data is returned as it was decoded, without
+/// a new allocation.
+pub fn apply_shared_payload(
+    base: Option<&[u8]>,
+    payload: Payload,
+    max_bytes: usize,
+) -> Result<Arc<Vec<u8>>, DecodeError> {
+    if let Payload::Full(bytes) = payload {
+        if bytes.len() > max_bytes {
+            return Err(DecodeError::BadDelta(format!("payload of {} bytes over the limit", bytes.len())));
         }
+        return Ok(bytes);
+    }
+    rebuild(base, payload, max_bytes).map(Arc::new)
+}
+
+fn rebuild(base: Option<&[u8]>, payload: Payload, max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+    match payload {
+        Payload::Full(bytes) => Ok(Arc::try_unwrap(bytes).unwrap_or_else(|bytes| (*bytes).clone())),
         Payload::Compressed { size, data } => {
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             if size > max_bytes {
@@ -231,6 +260,21 @@ fn patch(base: &[u8], prefix: usize, suffix: usize, middle: &[u8]) -> Vec<u8> {
     out.extend_from_slice(middle);
     out.extend_from_slice(&base[base.len() - suffix..]);
     out
+}
+
+/// A shared byte vector on the wire exactly as `serde_bytes` writes a `Vec<u8>`.
+mod shared_bytes {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Arc<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<Vec<u8>>, D::Error> {
+        Ok(Arc::new(serde_bytes::ByteBuf::deserialize(deserializer)?.into_vec()))
+    }
 }
 
 #[cfg(test)]
@@ -364,7 +408,7 @@ mod tests {
         let delta = Payload::Delta { prefix: 1, suffix: 1, middle: vec![0; 10] };
         assert!(apply_payload(None, delta.clone(), usize::MAX).is_err());
         assert!(apply_payload(Some(base), delta, 5).is_err());
-        assert!(apply_payload(None, Payload::Full(vec![0; 10]), 5).is_err());
+        assert!(apply_payload(None, Payload::Full(vec![0; 10].into()), 5).is_err());
         let script = Payload::Patch { hunks: vec![Hunk { keep: 1, remove: 1, insert: b"7".to_vec() }] };
         assert!(apply_payload(None, script.clone(), usize::MAX).is_err());
         assert_eq!(apply_payload(Some(base), script, usize::MAX), Ok(b"0723456789".to_vec()));

@@ -228,7 +228,7 @@ mod tests {
                 object: 1,
                 version: vec![1, -2],
                 format: Some(vec!["JSON".into()]),
-                payload: Payload::Full(vec![1, 2, 3]),
+                payload: Payload::Full(vec![1, 2, 3].into()),
                 synchronized_us_ago: 0,
             },
             Frame::KeepAlive,
@@ -306,7 +306,7 @@ mod tests {
             object: 1,
             version,
             format,
-            payload: Payload::Full(vec![]),
+            payload: Payload::Full(Vec::new().into()),
             synchronized_us_ago: 0,
         };
         let cases = [

@@ -20,7 +20,7 @@ mod hunks;
 mod limits;
 
 pub use bounded::Collection;
-pub use delta::{Payload, apply_payload, encode_payload};
+pub use delta::{Payload, apply_payload, apply_shared_payload, encode_payload, encode_shared_payload};
 pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, encode_batch};
 pub use hunks::{Hunk, MAX_HUNKS_ON_WIRE};
 pub use limits::Limits;

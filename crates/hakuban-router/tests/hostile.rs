@@ -107,7 +107,7 @@ async fn versions_format_stacks_and_tag_lists_with_millions_of_elements() {
         object: 1,
         version,
         format,
-        payload: Payload::Full(vec![]),
+        payload: Payload::Full(Vec::new().into()),
         synchronized_us_ago: 0,
     };
     let declare = Frame::DeclareObject { id: 1, tags: vec![], json: "1".into() };
@@ -144,7 +144,7 @@ async fn states_for_channels_that_do_not_exist() {
                 object: batch * 16 + i + 1,
                 version: vec![1],
                 format: Some(vec![]),
-                payload: Payload::Full(vec![batch as u8; 1 << 20]),
+                payload: Payload::Full(vec![batch as u8; 1 << 20].into()),
                 synchronized_us_ago: 0,
             })
             .collect();
@@ -160,7 +160,7 @@ async fn states_for_channels_that_do_not_exist() {
         object: 4242,
         version: vec![1],
         format: Some(vec![]),
-        payload: Payload::Full(vec![0; 1 << 20]),
+        payload: Payload::Full(vec![0; 1 << 20].into()),
         synchronized_us_ago: 0,
     };
     assert_eq!(refused(&router, encode_batch(&[hello(), state])).await, CloseCode::Protocol);

@@ -129,7 +129,7 @@ async fn tokens_decide_who_observes_and_exposes_what() {
             object: 1,
             version: vec![1_000_000],
             format: Some(vec!["JSON".into()]),
-            payload: Payload::Full(b"666".to_vec()),
+            payload: Payload::Full(b"666".to_vec().into()),
             synchronized_us_ago: 0,
         },
     ];
