@@ -13,11 +13,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::StreamExt;
-use futures::task::noop_waker;
+use futures::{FutureExt, StreamExt};
 use hakuban_core::{Exchange, Link, LinkConfig, LinkRole, ObjectState, ObjectStateStream};
 use serde_json::json;
 
@@ -57,12 +55,9 @@ fn pump(wires: &mut [&mut Wire], now: Instant) {
     }
 }
 
+/// The stream's or contract's next item if it is ready now.
 fn poll_next<S: futures::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
-    let waker = noop_waker();
-    match stream.poll_next_unpin(&mut Context::from_waker(&waker)) {
-        Poll::Ready(item) => item,
-        Poll::Pending => None,
-    }
+    stream.next().now_or_never().flatten()
 }
 
 /// The newest version the stream has, reading everything it holds.

@@ -175,29 +175,11 @@ fn full(data: &[u8], whole: impl FnOnce() -> Arc<Vec<u8>>) -> Payload {
 
 /// Rebuilds the data from `payload` and the receiver's `base`, refusing results over `max_bytes`.
 pub fn apply_payload(base: Option<&[u8]>, payload: Payload, max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
-    apply_shared_payload(base, payload, max_bytes)
-        .map(|data| Arc::try_unwrap(data).unwrap_or_else(|data| (*data).clone()))
-}
-
-/// As [`apply_payload`], shared: a full payload's data is returned as it was decoded, without
-/// a new allocation.
-pub fn apply_shared_payload(
-    base: Option<&[u8]>,
-    payload: Payload,
-    max_bytes: usize,
-) -> Result<Arc<Vec<u8>>, DecodeError> {
-    if let Payload::Full(bytes) = payload {
-        if bytes.len() > max_bytes {
-            return Err(DecodeError::BadDelta(format!("payload of {} bytes over the limit", bytes.len())));
-        }
-        return Ok(bytes);
-    }
-    rebuild(base, payload, max_bytes).map(Arc::new)
-}
-
-fn rebuild(base: Option<&[u8]>, payload: Payload, max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
     match payload {
-        Payload::Full(bytes) => Ok(Arc::try_unwrap(bytes).unwrap_or_else(|bytes| (*bytes).clone())),
+        Payload::Full(bytes) => {
+            let bytes = within_limit(bytes, max_bytes)?;
+            Ok(Arc::try_unwrap(bytes).unwrap_or_else(|bytes| (*bytes).clone()))
+        }
         Payload::Compressed { size, data } => {
             let size = usize::try_from(size).unwrap_or(usize::MAX);
             if size > max_bytes {
@@ -226,6 +208,27 @@ fn rebuild(base: Option<&[u8]>, payload: Payload, max_bytes: usize) -> Result<Ve
             hunks::apply(base, &hunks, max_bytes)
         }
     }
+}
+
+/// As [`apply_payload`], shared: a full payload's data is returned as it was decoded, without
+/// a new allocation.
+pub fn apply_shared_payload(
+    base: Option<&[u8]>,
+    payload: Payload,
+    max_bytes: usize,
+) -> Result<Arc<Vec<u8>>, DecodeError> {
+    match payload {
+        Payload::Full(bytes) => within_limit(bytes, max_bytes),
+        other => apply_payload(base, other, max_bytes).map(Arc::new),
+    }
+}
+
+/// A full payload's data, refused over `max_bytes`.
+fn within_limit(bytes: Arc<Vec<u8>>, max_bytes: usize) -> Result<Arc<Vec<u8>>, DecodeError> {
+    if bytes.len() > max_bytes {
+        return Err(DecodeError::BadDelta(format!("payload of {} bytes over the limit", bytes.len())));
+    }
+    Ok(bytes)
 }
 
 /// Checks a delta's bounds against its base and the limit: the base, prefix and suffix to keep.

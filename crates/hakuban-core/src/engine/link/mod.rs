@@ -545,14 +545,13 @@ impl Engine {
     pub fn link_transmit(&mut self, link: LinkId, now: Instant, max_bytes: usize) -> Vec<LinkOutput> {
         self.flush_declarations(link);
         let Some(rec) = self.links.get_mut(&link) else { return Vec::new() };
-        // Sized for what is waiting (up to a point), not grown one doubling at a time.
-        let mut out =
-            Vec::with_capacity(rec.control.len().min(CONTROL_PER_TRANSMIT) + rec.dirty_sending.len().min(1024));
         rec.signalled = false;
         if rec.closed.is_some() {
-            return out;
+            return Vec::new();
         }
         let control = rec.control.len().min(CONTROL_PER_TRANSMIT);
+        // Sized for what is waiting (up to a point), not grown one doubling at a time.
+        let mut out = Vec::with_capacity(control + rec.dirty_sending.len().min(1024));
         out.extend(rec.control.drain(..control).map(Control::into_output));
         if !rec.control.is_empty() {
             // States wait until every declaration before them went out.
