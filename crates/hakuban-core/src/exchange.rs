@@ -149,6 +149,13 @@ impl Exchange {
         self.shared.run(|inner| inner.waiter_counts())
     }
 
+    /// Bytes of slots the exchange's tables keep allocated (capacity, not length); for tests that
+    /// check the tables shrink once a load has left.
+    #[doc(hidden)]
+    pub fn table_bytes(&self) -> usize {
+        self.shared.run(|inner| inner.table_bytes())
+    }
+
     /// How many payload encodings this exchange's links took from their shared cache instead of
     /// encoding again; for tests of fan-out.
     #[doc(hidden)]

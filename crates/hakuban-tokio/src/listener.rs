@@ -243,6 +243,7 @@ async fn handshake_socket(
 
 /// Connections a listener has open, for snapshots.
 mod registry {
+    use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
 
@@ -251,14 +252,16 @@ mod registry {
     use super::DownstreamConnectionSnapshot;
 
     struct Entry {
-        id: u64,
         remote_address: SocketAddr,
         local_name: String,
     }
 
+    /// By connection id, so snapshots list connections in the order they were accepted, and a
+    /// closing connection is removed in O(log n) and gives its memory back (10,000 connections
+    /// closing at once would be quadratic in a vector, whose capacity would also stay).
     #[derive(Default)]
     pub(super) struct Registry {
-        entries: Mutex<Vec<Entry>>,
+        entries: Mutex<BTreeMap<u64, Entry>>,
     }
 
     /// Removes its connection from the registry when the connection ends.
@@ -270,7 +273,7 @@ mod registry {
     impl Registry {
         pub fn add(self: &Arc<Self>, id: u64, remote_address: SocketAddr, local_name: String) -> Guard {
             if let Ok(mut entries) = self.entries.lock() {
-                entries.push(Entry { id, remote_address, local_name });
+                entries.insert(id, Entry { remote_address, local_name });
             }
             Guard { registry: self.clone(), id }
         }
@@ -279,10 +282,10 @@ mod registry {
             let Ok(entries) = self.entries.lock() else { return Vec::new() };
             entries
                 .iter()
-                .map(|entry| {
-                    let info = exchange.link_info(entry.id);
+                .map(|(&id, entry)| {
+                    let info = exchange.link_info(id);
                     DownstreamConnectionSnapshot {
-                        downstream_connection_id: entry.id,
+                        downstream_connection_id: id,
                         remote_address: entry.remote_address.to_string(),
                         local_name: entry.local_name.clone(),
                         remote_name: info.as_ref().and_then(|i| i.peer_name.clone()),
@@ -297,7 +300,7 @@ mod registry {
     impl Drop for Guard {
         fn drop(&mut self) {
             if let Ok(mut entries) = self.registry.entries.lock() {
-                entries.retain(|entry| entry.id != self.id);
+                entries.remove(&self.id);
             }
         }
     }

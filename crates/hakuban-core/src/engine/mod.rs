@@ -202,7 +202,9 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Objects and tags that may have lost their last holder during the current input.
     gc_objects: Vec<ObjectId>,
-    links: HashMap<LinkId, link::LinkRec>,
+    /// Boxed: a record is over a kilobyte, and a table of them inline would keep that per
+    /// empty slot.
+    links: HashMap<LinkId, Box<link::LinkRec>>,
     upstream: Option<LinkId>,
     /// Links by the instant their deadlines must be checked (never later than the real one; each
     /// link's earliest entry is its `check_at`, other entries are stale and skipped).
@@ -409,6 +411,20 @@ impl Engine {
             sinks: self.sinks.len(),
             links: self.links.len(),
         }
+    }
+
+    /// Bytes of slots the engine's tables keep allocated (capacity, not length); for tests that
+    /// check tables shrink after a load leaves.
+    pub fn table_bytes(&self) -> usize {
+        use crate::shrink::map_bytes as bytes;
+        bytes(&self.objects)
+            + bytes(&self.object_index)
+            + bytes(&self.tags)
+            + bytes(&self.tag_index)
+            + bytes(&self.contracts)
+            + bytes(&self.streams)
+            + bytes(&self.sinks)
+            + bytes(&self.links)
     }
 
     /// `true` when the engine holds no object, tag, contract, stream or sink.

@@ -145,6 +145,7 @@ impl Inner {
     /// The user dropped a contract.
     pub fn drop_contract(&mut self, contract: ContractId, now: Instant) {
         self.waiters.contracts.remove(&contract);
+        crate::shrink::map(&mut self.waiters.contracts);
         self.engine.drop_contract(contract, now);
     }
 
@@ -161,6 +162,7 @@ impl Inner {
     /// The user dropped a sink.
     pub fn drop_sink(&mut self, sink: SinkId, now: Instant) {
         self.waiters.sinks.remove(&sink);
+        crate::shrink::map(&mut self.waiters.sinks);
         self.engine.drop_sink(sink, now);
     }
 
@@ -177,6 +179,7 @@ impl Inner {
     /// The link's handle is gone.
     pub fn remove_link(&mut self, link: LinkId, now: Instant) {
         self.waiters.links.remove(&link);
+        crate::shrink::map(&mut self.waiters.links);
         self.engine.remove_link(link, now);
     }
 
@@ -184,6 +187,18 @@ impl Inner {
     pub fn waiter_counts(&self) -> usize {
         let w = &self.waiters;
         w.contracts.len() + w.sinks.len() + w.links.len() + w.objects.len() + w.streams.len()
+    }
+
+    /// Bytes of slots the facade's and the engine's tables keep allocated; for tests.
+    pub fn table_bytes(&self) -> usize {
+        use crate::shrink::map_bytes as bytes;
+        let w = &self.waiters;
+        bytes(&w.contracts)
+            + bytes(&w.sinks)
+            + bytes(&w.links)
+            + bytes(&w.objects)
+            + bytes(&w.streams)
+            + self.engine.table_bytes()
     }
 }
 

@@ -314,7 +314,7 @@ impl Engine {
         control.push_back(Control::frame(hello));
         self.links.insert(
             id,
-            LinkRec {
+            Box::new(LinkRec {
                 role,
                 config,
                 peer_name: None,
@@ -352,7 +352,7 @@ impl Engine {
                 receiving: HashMap::new(),
                 control,
                 signalled: false,
-            },
+            }),
         );
         if let Some(rec) = self.links.get_mut(&id) {
             signal(rec, &mut self.events, id);
