@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hakuban_proto::{
-    Frame, Limits, PROTOCOL_VERSION, apply_shared_payload, decode_batch, encode_batch, encode_shared_payload,
+    Frame, Limits, OutgoingFrame, PROTOCOL_VERSION, Payload, apply_shared_payload, decode_batch, encode_outgoing,
+    encode_shared_payload,
 };
 use hashbrown::HashMap;
 
@@ -203,56 +204,67 @@ impl LinkCodec {
         messages: &mut VecDeque<Vec<u8>>,
         cache: Option<&PayloadCache>,
     ) {
-        let mut batch: Vec<Frame> = Vec::with_capacity(outputs.len().min(BATCH_FRAMES));
+        // Frames borrow each state's version and format from `outputs` instead of copying them.
+        let mut batch: Vec<OutgoingFrame<'_>> = Vec::with_capacity(outputs.len().min(BATCH_FRAMES));
         let mut bytes = 0usize;
-        for output in outputs {
+        for output in &outputs {
             let frame = match output {
-                LinkOutput::Frame(frame) => frame,
+                LinkOutput::Frame(frame) => OutgoingFrame::Frame(frame),
                 LinkOutput::State { object, state, baseline, synchronized_us_ago } => {
-                    let format = match &baseline {
+                    let format = match baseline {
                         Some(baseline) if baseline.format == state.format => None,
-                        _ => Some(state.format.clone()),
+                        _ => Some(state.format.as_slice()),
                     };
                     let base = baseline.as_ref().map(|b| &b.data);
                     let payload = match cache {
                         Some(cache) => cache.encode(base, &state.data),
                         None => encode_shared_payload(base.map(|b| b.as_slice()), &state.data),
                     };
-                    Frame::State { object, version: state.version.clone(), format, payload, synchronized_us_ago }
+                    OutgoingFrame::State {
+                        object: *object,
+                        version: &state.version,
+                        format,
+                        payload,
+                        synchronized_us_ago: *synchronized_us_ago,
+                    }
                 }
             };
             bytes += frame_size_hint(&frame);
             batch.push(frame);
             if bytes >= BATCH_BYTES || batch.len() >= BATCH_FRAMES {
-                messages.push_back(encode_batch(&batch));
+                messages.push_back(encode_outgoing(&batch));
                 batch.clear();
                 bytes = 0;
             }
         }
         if !batch.is_empty() {
-            messages.push_back(encode_batch(&batch));
+            messages.push_back(encode_outgoing(&batch));
         }
     }
 }
 
 /// Roughly how many bytes a frame encodes to (only used to cut batches).
-fn frame_size_hint(frame: &Frame) -> usize {
+fn frame_size_hint(frame: &OutgoingFrame<'_>) -> usize {
     match frame {
-        Frame::State { payload: hakuban_proto::Payload::Full(data), .. } => data.len() + 32,
-        Frame::State { payload: hakuban_proto::Payload::Compressed { data, .. }, .. } => data.len() + 40,
-        Frame::State { payload: hakuban_proto::Payload::Delta { middle, .. }, .. } => middle.len() + 48,
-        Frame::State { payload: hakuban_proto::Payload::DeltaCompressed { data, .. }, .. } => data.len() + 56,
-        Frame::State { payload: hakuban_proto::Payload::Patch { hunks }, .. } => {
-            hunks.iter().map(|h| h.insert.len() + 24).sum::<usize>() + 40
+        OutgoingFrame::State { payload, .. } => match payload {
+            Payload::Full(data) => data.len() + 32,
+            Payload::Compressed { data, .. } => data.len() + 40,
+            Payload::Delta { middle, .. } => middle.len() + 48,
+            Payload::DeltaCompressed { data, .. } => data.len() + 56,
+            Payload::Patch { hunks } => hunks.iter().map(|h| h.insert.len() + 24).sum::<usize>() + 40,
+        },
+        OutgoingFrame::Frame(Frame::DeclareObject { tags, json, .. }) => {
+            json.len() + tags.iter().map(String::len).sum::<usize>() + 16
         }
-        Frame::DeclareObject { tags, json, .. } => json.len() + tags.iter().map(String::len).sum::<usize>() + 16,
-        Frame::DeclareTag { json, .. } => json.len() + 8,
-        _ => 16,
+        OutgoingFrame::Frame(Frame::DeclareTag { json, .. }) => json.len() + 8,
+        OutgoingFrame::Frame(_) => 16,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use hakuban_proto::encode_batch;
+
     use super::*;
 
     fn hello() -> Frame {

@@ -18,12 +18,14 @@ mod delta;
 mod frame;
 mod hunks;
 mod limits;
+mod outgoing;
 
 pub use bounded::Collection;
 pub use delta::{Payload, apply_payload, apply_shared_payload, encode_payload, encode_shared_payload};
 pub use frame::{Batch, DeclarationState, Frame, LoadLimitPoint, decode_batch, encode_batch};
 pub use hunks::{Hunk, MAX_HUNKS_ON_WIRE};
 pub use limits::Limits;
+pub use outgoing::{OutgoingFrame, encode_outgoing};
 
 /// The protocol version this crate speaks; a peer with another version is refused at hello.
 pub const PROTOCOL_VERSION: u32 = 4;
