@@ -50,8 +50,9 @@ pub(crate) struct ObjectRec {
     pub exposer: Option<Exposer>,
     /// The latest accepted state; every change is announced as [`Event::StateChanged`](super::Event).
     pub state: Option<Arc<ObjectState<DataBytes>>>,
-    /// Sinks whose last word was "synchronised now".
-    pub synced: Sparse<SinkId>,
+    /// Sinks whose last word was "synchronised now". Inline, not [`Sparse`]: it is read on
+    /// every state a sink sends, and the record still fits jemalloc's 192-byte class.
+    pub synced: Few<SinkId>,
     /// When the aggregate last fell to "stale", the latest such moment.
     pub last_at: Option<Instant>,
     /// Open (not closed) streams on this object, closed with it.
@@ -78,7 +79,7 @@ impl ObjectRec {
             needed: false,
             exposer: None,
             state: None,
-            synced: Sparse::new(),
+            synced: Few::new(),
             last_at: None,
             streams: Sparse::new(),
             up_receiving: false,
