@@ -133,12 +133,18 @@ impl LinkCodec {
                 LinkInput::StreamEnd(object)
             }
             Frame::State { object, version, format, payload, synchronized_us_ago } => {
-                let previous = self.received.get(&object);
-                let max = self.limits.max_payload_bytes.min(*budget);
+                // One lookup: the channel's baseline is read, then replaced, in its slot.
+                let slot = self.received.entry(object);
+                let previous = match &slot {
+                    hashbrown::hash_map::Entry::Occupied(entry) => Some(entry.get()),
+                    hashbrown::hash_map::Entry::Vacant(_) => None,
+                };
+                let limit = self.limits.max_payload_bytes;
+                let max = limit.min(*budget);
                 let received = cache.filter(|_| PayloadCache::worth_seeding(&payload)).map(|c| (c, payload.clone()));
                 let data = apply_shared_payload(previous.map(|state| state.data.as_slice()), payload, max).map_err(
                     |error| match error {
-                        hakuban_proto::DecodeError::BadDelta(_) if max < self.limits.max_payload_bytes => {
+                        hakuban_proto::DecodeError::BadDelta(_) if max < limit => {
                             CloseReason::LimitExceeded(hakuban_proto::DecodeError::DecodedTooLarge {
                                 limit: self.limits.max_decoded_bytes_per_message,
                             })
@@ -161,7 +167,7 @@ impl LinkCodec {
                     version,
                     synchronized: DataSynchronized::from_micros_ago(synchronized_us_ago, now),
                 });
-                self.received.insert(object, state.clone());
+                slot.insert(state.clone());
                 LinkInput::State(object, state)
             }
             Frame::Synchronized { object, us_ago } => LinkInput::Synchronized(object, us_ago),
