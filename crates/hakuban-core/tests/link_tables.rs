@@ -4,16 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::task::{Wake, Waker};
-
 use hakuban_core::{Exchange, LinkConfig, LinkRole};
-
-struct Quiet;
-
-impl Wake for Quiet {
-    fn wake(self: Arc<Self>) {}
-}
 
 #[test]
 fn the_tables_of_five_thousand_links_are_given_back_when_the_links_go() {
@@ -21,7 +12,7 @@ fn the_tables_of_five_thousand_links_are_given_back_when_the_links_go() {
     // wakers must not keep tables sized for the crowd.
     let exchange = Exchange::new();
     let empty = exchange.table_bytes();
-    let waker = Waker::from(Arc::new(Quiet));
+    let waker = futures::task::noop_waker();
     let mut links: Vec<_> =
         (0..5_000).map(|_| exchange.open_link(LinkRole::Downstream, LinkConfig::default()).unwrap()).collect();
     for link in &mut links {

@@ -415,7 +415,7 @@ impl Engine {
 
     /// Bytes of slots the engine's tables keep allocated (capacity, not length); for tests that
     /// check tables shrink after a load leaves.
-    pub fn table_bytes(&self) -> usize {
+    pub(crate) fn table_bytes(&self) -> usize {
         use crate::shrink::map_bytes as bytes;
         bytes(&self.objects)
             + bytes(&self.object_index)
