@@ -135,7 +135,8 @@ fn docs() -> Result<(), String> {
 fn test() -> Result<(), String> {
     let mut totals = TestTotals::default();
     let outcome = cargo_test(&["test", "--workspace", "--all-targets"], &mut totals)
-        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &mut totals));
+        .and_then(|()| cargo_test(&["test", "--workspace", "--doc"], &mut totals))
+        .and_then(|()| preserve_order_test(&mut totals));
     // One closing line over every test binary, so a reader of the log sees the whole count.
     println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     outcome?;
@@ -143,6 +144,13 @@ fn test() -> Result<(), String> {
         return Err("no test ran".to_string());
     }
     Ok(())
+}
+
+/// The descriptor tests again, with serde_json's `preserve_order` feature on (any crate in a
+/// user's build can turn it on, and then maps keep insertion order): identity must not change.
+fn preserve_order_test(totals: &mut TestTotals) -> Result<(), String> {
+    let args = ["test", "-p", "hakuban-core", "--lib", "--features", "serde_json/preserve_order", "descriptor::"];
+    cargo_test_env(&args, &[("HAKUBAN_TEST_PRESERVE_ORDER", "1")], totals)
 }
 
 #[derive(Default)]
@@ -172,10 +180,17 @@ impl TestTotals {
 
 /// Runs a `cargo test` command, echoing its output and adding up its summary lines.
 fn cargo_test(args: &[&str], totals: &mut TestTotals) -> Result<(), String> {
+    cargo_test_env(args, &[], totals)
+}
+
+/// As [`cargo_test`], with `env` set for cargo and the tests it runs.
+fn cargo_test_env(args: &[&str], env: &[(&str, &str)], totals: &mut TestTotals) -> Result<(), String> {
     use std::io::{BufRead, BufReader};
-    eprintln!("xtask: cargo {}", args.join(" "));
+    let shown: Vec<String> = env.iter().map(|(key, value)| format!("{key}={value} ")).collect();
+    eprintln!("xtask: {}cargo {}", shown.concat(), args.join(" "));
     let mut child = Command::new(env!("CARGO"))
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
