@@ -324,6 +324,29 @@ async fn never_materialised_state_can_be_dropped() {
     assert_eq!(exchange.counts(), Default::default());
 }
 
+/// Spawns a task counting the states `stream` yields before the returned flag is set, until it
+/// sees version `last`.
+fn count_during_burst(
+    mut stream: hakuban_core::ObjectStateStream,
+    last: i64,
+) -> (Arc<std::sync::atomic::AtomicBool>, tokio::task::JoinHandle<u32>) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let observer = tokio::spawn(async move {
+        let mut seen_during_burst = 0u32;
+        while let Some(state) = stream.next().await {
+            if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                seen_during_burst += 1;
+            }
+            if state.version == vec![last] {
+                break;
+            }
+        }
+        seen_during_burst
+    });
+    (done, observer)
+}
+
 /// A producer sending back to back through the `Sink` interface yields now and then, so on a
 /// single-threaded executor the observer task sees versions during the burst, not only the last.
 #[tokio::test(flavor = "current_thread")]
@@ -332,29 +355,44 @@ async fn a_busy_producer_does_not_starve_other_tasks() {
         let exchange = Exchange::new();
         let mut observe = exchange.object_observe_contract((["t"], "burst")).build();
         let mut expose = exchange.object_expose_contract((["t"], "burst")).build();
-        let mut stream = observe.next().await.unwrap();
+        let stream = observe.next().await.unwrap();
         let mut sink = expose.next().await.unwrap();
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let finished = done.clone();
-        let observer = tokio::spawn(async move {
-            let mut seen_during_burst = 0u32;
-            while let Some(state) = stream.next().await {
-                if !finished.load(std::sync::atomic::Ordering::SeqCst) {
-                    seen_during_burst += 1;
-                }
-                if state.version == vec![10_000] {
-                    return seen_during_burst;
-                }
-            }
-            seen_during_burst
-        });
+        let (done, observer) = count_during_burst(stream, 10_000);
         for version in 1..=10_000i64 {
             sink.send(ObjectState::new(Arc::new(vec![0u8; 8])).with_version([version])).await.unwrap();
         }
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         let seen = observer.await.unwrap();
-        // The sink yields once per 256 states: about 39 chances in 10,000 sends.
-        assert!(seen >= 20, "the observer ran only {seen} times during the burst");
+        // The sink yields at least once per 1,024 states: 9 chances or more in 10,000 sends.
+        assert!(seen >= 8, "the observer ran only {seen} times during the burst");
+    })
+    .await;
+}
+
+/// States slow to apply make the sink yield by time as well as by count: with a clock that moves
+/// 1 ms at each reading, a burst of 100 (far fewer than the count allows) still lets the observer
+/// task in every few states.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_producer_yields_by_time() {
+    within_limit(async {
+        let start = Instant::now();
+        let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let clock_ticks = ticks.clone();
+        let exchange = Exchange::with_clock(Arc::new(move || {
+            start + Duration::from_millis(clock_ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        }));
+        let mut observe = exchange.object_observe_contract((["t"], "slow")).build();
+        let mut expose = exchange.object_expose_contract((["t"], "slow")).build();
+        let stream = observe.next().await.unwrap();
+        let mut sink = expose.next().await.unwrap();
+        let (done, observer) = count_during_burst(stream, 100);
+        for version in 1..=100i64 {
+            sink.send(ObjectState::new(Arc::new(vec![0u8; 8])).with_version([version])).await.unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let seen = observer.await.unwrap();
+        // A yield at least every 4 ms of the clock: one every 5 sends or so, 20 in the burst.
+        assert!(seen >= 10, "the observer ran only {seen} times during the burst");
     })
     .await;
 }
