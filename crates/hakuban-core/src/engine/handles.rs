@@ -1,6 +1,7 @@
 //! Streams and sinks: emitting them into contract queues, handing them out, closing and
 //! forgetting them. Which contract deserves a handle is decided elsewhere (object.rs, election.rs).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::records::{Exposer, HandleRef, SinkRec, StreamRec, Target};
@@ -90,10 +91,15 @@ impl Engine {
                 },
             };
             if taken.is_some() {
+                if rec.queue.is_empty() {
+                    // Most contracts are handed one handle at a time: an empty queue keeps no room.
+                    rec.queue = VecDeque::new();
+                }
                 return taken;
             }
             rec.queue_dead = rec.queue_dead.saturating_sub(1);
         }
+        rec.queue = VecDeque::new();
         None
     }
 

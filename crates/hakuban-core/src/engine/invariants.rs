@@ -44,7 +44,7 @@ impl Engine {
             }
         }
         for (id, contract) in &self.contracts {
-            for (object, handle) in &contract.current {
+            for (object, handle) in contract.current.iter() {
                 let open = match handle {
                     HandleRef::Stream(s) => self.streams.get(s).is_some_and(|r| !r.closed && r.object == *object),
                     HandleRef::Sink(s) => self.sinks.get(s).is_some_and(|r| !r.closed && r.object == *object),

@@ -56,6 +56,7 @@ mod handles;
 mod invariants;
 pub mod link;
 mod object;
+mod owed;
 mod rebalance;
 mod records;
 mod snapshot;
@@ -436,7 +437,7 @@ impl Engine {
         let id = ContractId(next(&mut self.ids.contract));
         self.contracts.insert(
             id,
-            ContractRec { kind, target, capacity, queue: VecDeque::new(), queue_dead: 0, current: HashMap::new() },
+            ContractRec { kind, target, capacity, queue: VecDeque::new(), queue_dead: 0, current: Default::default() },
         );
         id
     }

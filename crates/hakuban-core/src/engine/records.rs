@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 use smallvec::SmallVec;
 
 use super::{ContractId, LinkId, ObjectId, SinkId, StreamId, TagId};
@@ -188,7 +188,7 @@ pub(crate) struct ContractRec {
     pub queue: VecDeque<HandleRef>,
     pub queue_dead: usize,
     /// The one handle per object this contract currently owes its user (queued or held).
-    pub current: HashMap<ObjectId, HandleRef>,
+    pub current: super::owed::Owed,
 }
 
 pub(crate) struct StreamRec {
