@@ -30,6 +30,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[global_allocator]
 static GLOBAL: dhat::Alloc = dhat::Alloc;
 
+/// The heap profile is written as soon as every state has arrived, so it shows the heap at the
+/// moment S4 measures, not the teardown after it.
+#[cfg(feature = "dhat-heap")]
+static PROFILER: std::sync::Mutex<Option<dhat::Profiler>> = std::sync::Mutex::new(None);
+
 fn state(id: usize) -> ObjectState<hakuban_tokio::DataBytes> {
     ObjectState::new(Arc::new(format!("{{\"id\":{id},\"value\":\"v\"}}").into_bytes()))
         .with_version([1])
@@ -112,13 +117,15 @@ async fn run(url: &str, variant: &str, n: usize) -> (Duration, u64) {
     }
     arrivals.done.notified().await;
     let elapsed = started.elapsed();
+    #[cfg(feature = "dhat-heap")]
+    drop(PROFILER.lock().unwrap().take());
     let per_object = common::peak_rss().saturating_sub(base) / n as u64;
     (elapsed, per_object)
 }
 
 fn main() {
     #[cfg(feature = "dhat-heap")]
-    let _profiler = dhat::Profiler::new_heap();
+    PROFILER.lock().unwrap().replace(dhat::Profiler::new_heap());
     let n = if common::quick() { 1_000 } else { 10_000 };
     let variant = match std::env::var("S4_VARIANT") {
         Ok(variant) => variant,
