@@ -36,6 +36,7 @@ async fn many_objects(n: usize) -> String {
     );
     common::connected(&[&exposer, &observer]).await;
     let before = common::rss_of(&router.pid());
+    let cpu_before = common::cpu_seconds(&router.pid());
     let started = Instant::now();
     let mut tag = exposer.tag_expose_contract("t").build();
     let exposing = tokio::spawn(async move {
@@ -65,10 +66,17 @@ async fn many_objects(n: usize) -> String {
     tokio::time::timeout(Duration::from_secs(300), all.notified()).await.expect("all delivered");
     let elapsed = started.elapsed();
     let per_object = common::rss_of(&router.pid()).saturating_sub(before) / n as u64;
+    let cpu_delivered = common::cpu_seconds(&router.pid());
+    // Then idle for a while: what holding this many objects costs the router per second
+    // (keep-alives and the balancing checks, nothing moves).
+    let idle = Duration::from_secs(3);
+    tokio::time::sleep(idle).await;
+    let idle_cpu = (common::cpu_seconds(&router.pid()) - cpu_delivered) / idle.as_secs_f64();
     exposing.abort();
     format!(
-        "{{\"scenario\":\"S9\",\"params\":{{\"part\":\"a\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.0},\"router_rss_per_object_bytes\":{per_object},{}}}}}",
+        "{{\"scenario\":\"S9\",\"params\":{{\"part\":\"a\",\"objects\":{n}}},\"results\":{{\"all_delivered_ms\":{:.0},\"router_rss_per_object_bytes\":{per_object},\"router_cpu_s\":{:.2},\"router_idle_cpu_per_s\":{idle_cpu:.3},{}}}}}",
         elapsed.as_secs_f64() * 1e3,
+        cpu_delivered - cpu_before,
         common::process_figures()
     )
 }
