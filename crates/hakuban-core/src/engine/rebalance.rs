@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::records::Exposer;
+use super::records::{Exposer, ObjectRec};
 use super::{Engine, LinkId, ObjectId};
 
 /// Objects due within this much of now are handled in the same pass.
@@ -117,7 +117,7 @@ impl Engine {
         // Most objects have a single exposing child: that is settled from the declarations alone,
         // without the per-child lookups of `downstream_interests` (a million objects each get a
         // check every ten seconds at most, and the lookups were most of a check's cost).
-        let (current_exposes, other_exposes) = self.exposing_children(object, current);
+        let (current_exposes, other_exposes) = self.exposing_children(rec, current);
         if !current_exposes {
             self.refresh(object, now);
             return true;
@@ -152,12 +152,10 @@ impl Engine {
 
     /// Whether `current` declares exposing the object (object- or tag-level), and whether any
     /// other child does.
-    fn exposing_children(&self, object: ObjectId, current: LinkId) -> (bool, bool) {
-        let Some(rec) = self.objects.get(&object) else { return (false, false) };
-        let tag_declarations = rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.down.iter());
+    fn exposing_children(&self, rec: &ObjectRec, current: LinkId) -> (bool, bool) {
         let mut current_exposes = false;
         let mut other_exposes = false;
-        for (link, declaration) in rec.down.iter().chain(tag_declarations) {
+        for (link, declaration) in self.downstream_declarations(rec) {
             if declaration.expose.is_some() {
                 if *link == current {
                     current_exposes = true;

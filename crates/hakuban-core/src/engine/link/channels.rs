@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hakuban_proto::Frame;
+use hakuban_proto::{DeclarationState, Frame};
 
 use super::{LinkOutput, LinkRole, ReceivingChannel};
-use crate::engine::records::Exposer;
+use crate::engine::records::{Exposer, ObjectRec};
 use crate::engine::{Engine, LinkId, ObjectId, SinkId, next};
 use crate::state::{DataBytes, DataSynchronized, ObjectState};
 
@@ -35,6 +35,16 @@ pub(crate) struct DownstreamInterest {
 pub(crate) type Interests = smallvec::SmallVec<[DownstreamInterest; 4]>;
 
 impl Engine {
+    /// Every downstream declaration touching the object: its object-level ones, then those on
+    /// each of its tags (a child can appear more than once).
+    pub(crate) fn downstream_declarations<'a>(
+        &'a self,
+        rec: &'a ObjectRec,
+    ) -> impl Iterator<Item = &'a (LinkId, DeclarationState)> + 'a {
+        let tag_declarations = rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.down.iter());
+        rec.down.iter().chain(tag_declarations)
+    }
+
     /// Every child with a declaration touching `object`, or a stream of it, in link order.
     /// Inline for up to four children: called for every object a balancing pass checks.
     pub(crate) fn downstream_interests(&self, object: ObjectId) -> Interests {
@@ -48,11 +58,8 @@ impl Engine {
         };
         // Every declaration and stream as an entry of its own, then sorted and merged per link:
         // an object a thousand children observe costs a sort, not a thousand linear searches.
-        let tag_declarations = rec.tags.iter().filter_map(|tag| self.tags.get(tag)).flat_map(|tag| tag.down.iter());
-        let mut entries: Interests = rec
-            .down
-            .iter()
-            .chain(tag_declarations)
+        let mut entries: Interests = self
+            .downstream_declarations(rec)
             .map(|&(link, declaration)| interest(link, declaration.observe, declaration.expose))
             .chain(rec.down_streaming.iter().map(|&link| interest(link, false, None)))
             .collect();
