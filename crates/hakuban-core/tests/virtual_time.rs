@@ -209,8 +209,10 @@ fn a_load_limit_ramp_admits_objects_at_the_right_instants() {
     assert_eq!(at(60.0, &mut held), 7, "never more than the final limit");
 }
 
-#[test]
-fn periodic_rebalancing_moves_objects_to_a_newly_arrived_exposer() {
+/// Ten objects on a first exposer, `passes_alone` balancing passes with it alone (each check
+/// then finds nothing to move, so the objects leave the schedule), then a second exposer arrives
+/// and balancing passes run for ten virtual seconds: the objects must spread between the two.
+fn second_exposer_gets_objects_after(passes_alone: usize) {
     let clock = VirtualClock::new();
     let (router, observer, first, second) = (clock.exchange(), clock.exchange(), clock.exchange(), clock.exchange());
     let long = Duration::from_secs(3600);
@@ -219,6 +221,11 @@ fn periodic_rebalancing_moves_objects_to_a_newly_arrived_exposer() {
     let mut expose_first = first.tag_expose_contract("x").build();
     let _observers: Vec<_> = (0..10).map(|i| observer.object_observe_contract((["x"], i)).build()).collect();
     drive(&mut [&mut w_observer, &mut w_first], clock.now());
+    for _ in 0..passes_alone {
+        let now = clock.advance(Duration::from_millis(500));
+        router.rebalance(Duration::from_secs(1), 1.0);
+        drive(&mut [&mut w_observer, &mut w_first], now);
+    }
     let (mut held_first, mut held_second) = (Vec::new(), Vec::new());
     assert_eq!(exposing(&mut expose_first, &mut held_first), 10, "alone, the first exposes everything");
 
@@ -235,6 +242,18 @@ fn periodic_rebalancing_moves_objects_to_a_newly_arrived_exposer() {
     let (a, b) = (exposing(&mut expose_first, &mut held_first), exposing(&mut expose_second, &mut held_second));
     assert_eq!(a + b, 10, "every object has exactly one exposer");
     assert!(a.abs_diff(b) <= 2, "load spread to within the threshold: {a} and {b}");
+}
+
+#[test]
+fn periodic_rebalancing_moves_objects_to_a_newly_arrived_exposer() {
+    second_exposer_gets_objects_after(0);
+}
+
+/// Objects settled on their only exposer are out of the balancing schedule: a second exposer's
+/// declaration must bring them back.
+#[test]
+fn objects_settled_on_one_exposer_still_move_when_a_second_arrives() {
+    second_exposer_gets_objects_after(10);
 }
 
 #[test]

@@ -214,6 +214,8 @@ pub struct Engine {
     rebalance_queue: due_queue::DueQueue,
     /// Objects created since the last rebalancing pass (scheduled at its start).
     rebalance_new: Vec<ObjectId>,
+    /// Parked objects refreshed since the last pass (rescheduled by it, spread over an interval).
+    rebalance_woken: Vec<ObjectId>,
     /// Periodic load balancing run by [`Engine::handle_timeout`], if enabled.
     rebalance_config: Option<RebalanceConfig>,
     /// When that balancing pass is due next.

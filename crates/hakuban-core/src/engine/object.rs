@@ -27,6 +27,9 @@ impl Engine {
         if let Some(rec) = self.objects.get_mut(&object) {
             rec.live = live;
             rec.needed = needed;
+            if std::mem::take(&mut rec.balance_parked) {
+                self.rebalance_woken.push(object);
+            }
         }
         if live && !was_live {
             self.open_observer_streams(object);

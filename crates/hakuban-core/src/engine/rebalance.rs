@@ -2,7 +2,12 @@
 //!
 //! Every object sits in a due-date queue. A pass handles the objects due within the next 100 ms
 //! and reschedules each one `average / 2 + uniform[0, 1) · average` later, so checks are spread
-//! out and an exchange with many objects moves them gradually. Handling an object: if it is
+//! out and an exchange with many objects moves them gradually. An object whose check finds
+//! nothing a later check could change (not needed; exposed here or upstream; or exposed by the
+//! only child that offers to) is parked instead: out of the queue until the next
+//! [`refresh`](Engine::refresh) of it, which is what every change of its declarations, flags or
+//! exposer goes through. The next pass then schedules it within one interval. A router of a
+//! million objects with one exposer each thus checks each once, not every ten seconds forever. Handling an object: if it is
 //! needed but unassigned (a load limit left no room earlier) the election runs again; if a child
 //! exposes it, it moves to a better child only when that child's load after taking it would be
 //! lower than the current child's load by more than `threshold`.
@@ -71,7 +76,8 @@ impl Engine {
     /// Runs the load-balancing checks that are due and returns when to call it next. `random`
     /// yields numbers in `[0, 1)` (the jitter of the schedule; a test can fix it). Each object is
     /// checked every `average_interval` on average, or less often with over 100,000 objects per
-    /// second of interval (at most 100,000 checks a second).
+    /// second of interval (at most 100,000 checks a second), unless parked (see the module).
+    /// With nothing scheduled it asks to be called again after the interval (at most a second).
     pub fn rebalance(
         &mut self,
         now: Instant,
@@ -84,46 +90,59 @@ impl Engine {
         for object in std::mem::take(&mut self.rebalance_new) {
             self.rebalance_queue.push(now, object);
         }
+        // Spread over an interval: a change to a tag wakes every object of it at once.
+        for object in std::mem::take(&mut self.rebalance_woken) {
+            self.rebalance_queue.push(now + average.mul_f64(random().clamp(0.0, 1.0)), object);
+        }
         let horizon = now + HORIZON;
         while let Some(bucket) = self.rebalance_queue.pop_due(horizon) {
             for (due, object) in bucket {
-                if !self.rebalance_object(object, threshold, now) {
-                    continue;
+                match self.rebalance_object(object, threshold, now) {
+                    Check::Gone => {}
+                    Check::Park => {
+                        if let Some(rec) = self.objects.get_mut(&object) {
+                            rec.balance_parked = true;
+                        }
+                    }
+                    Check::Again => {
+                        // Catch up with the schedule instead of replaying every missed slot.
+                        let base = if due + average < now { now } else { due };
+                        let next = base + average / 2 + average.mul_f64(random().clamp(0.0, 1.0));
+                        self.rebalance_queue.push(next, object);
+                    }
                 }
-                // Catch up with the schedule instead of replaying every missed slot.
-                let base = if due + average < now { now } else { due };
-                let next = base + average / 2 + average.mul_f64(random().clamp(0.0, 1.0));
-                self.rebalance_queue.push(next, object);
             }
         }
         self.finish_input();
-        self.rebalance_queue.next_due().map_or(now + Duration::from_secs(1), |due| due.max(now))
+        // With every object parked, the queue is empty: a refresh may wake one at any time.
+        let idle = if self.objects.is_empty() { Duration::from_secs(1) } else { average.min(Duration::from_secs(1)) };
+        self.rebalance_queue.next_due().map_or(now + idle, |due| due.max(now))
     }
 
-    /// Checks one object; `false` if it is gone (and leaves the schedule).
-    fn rebalance_object(&mut self, object: ObjectId, threshold: f64, now: Instant) -> bool {
-        let Some(rec) = self.objects.get(&object) else { return false };
+    /// Checks one object.
+    fn rebalance_object(&mut self, object: ObjectId, threshold: f64, now: Instant) -> Check {
+        let Some(rec) = self.objects.get(&object) else { return Check::Gone };
         if !rec.needed {
-            return true;
+            return Check::Park;
         }
         let current = match rec.exposer {
             None => {
+                // Needed but unassigned (a load limit left no room): retried every interval.
                 self.refresh(object, now);
-                return true;
+                return Check::Again;
             }
             Some(Exposer::Downstream(link)) => link,
-            Some(_) => return true,
+            Some(_) => return Check::Park,
         };
         // Most objects have a single exposing child: that is settled from the declarations alone,
-        // without the per-child lookups of `downstream_interests` (a million objects each get a
-        // check every ten seconds at most, and the lookups were most of a check's cost).
+        // without the per-child lookups of `downstream_interests`.
         let (current_exposes, other_exposes) = self.exposing_children(rec, current);
         if !current_exposes {
             self.refresh(object, now);
-            return true;
+            return Check::Again;
         }
         if !other_exposes {
-            return true;
+            return Check::Park;
         }
         let children = self.downstream_interests(object);
         let current_load = self.links.get(&current).map_or(0.0, |l| l.load);
@@ -147,7 +166,8 @@ impl Engine {
             self.assign_downstream(candidate, object, capacity);
             self.update_downstream_streams(object);
         }
-        true
+        // Loads change as other objects move: compared again next interval.
+        Check::Again
     }
 
     /// Whether `current` declares exposing the object (object- or tag-level), and whether any
@@ -166,6 +186,16 @@ impl Engine {
         }
         (current_exposes, other_exposes)
     }
+}
+
+/// What a check found.
+enum Check {
+    /// The object is gone: it leaves the schedule.
+    Gone,
+    /// Nothing to do until the object is refreshed: parked.
+    Park,
+    /// Checked again one interval later.
+    Again,
 }
 
 /// One step of splitmix64, as a number in `[0, 1)`: enough to spread checks over time.

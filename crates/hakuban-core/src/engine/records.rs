@@ -61,6 +61,12 @@ pub(crate) struct ObjectRec {
     pub up_receiving: bool,
     /// The upstream elected us as this object's exposer: we send its states up.
     pub up_sending: bool,
+    /// Out of the balancing schedule: its last check found nothing a later one could move (not
+    /// needed, exposed here or upstream, or by its only exposing child). [`refresh`] puts it
+    /// back, since only what refreshes an object can change that.
+    ///
+    /// [`refresh`]: super::Engine::refresh
+    pub balance_parked: bool,
     /// Object-level declarations of downstream links.
     pub down: Few<(LinkId, DeclarationState), 1>,
     /// Downstream links we stream this object's states to.
@@ -84,6 +90,7 @@ impl ObjectRec {
             streams: Sparse::new(),
             up_receiving: false,
             up_sending: false,
+            balance_parked: false,
             down: Few::new(),
             down_streaming: Few::new(),
         }

@@ -422,3 +422,34 @@ fn balancing_checks_at_most_100k_objects_a_second() {
     assert!(rebalance_next(10) < now + Duration::from_millis(600));
     assert!(rebalance_next(200_000) >= now + Duration::from_millis(990));
 }
+
+/// A check that finds nothing to move parks its object (out of the schedule), and any refresh of
+/// the object puts it back: an idle exchange of many settled objects does no balancing work, and
+/// a change (here the local exposer going away) still gets a check.
+#[test]
+fn balancing_parks_settled_objects_until_they_change() {
+    let now = Instant::now();
+    let mut engine = Engine::new();
+    let object = desc("a");
+    let _observe = engine.create_object_observe_contract(object.clone(), now);
+    let expose = engine.create_object_expose_contract(object.clone(), 1, now);
+    while engine.poll_event().is_some() {}
+    let mut random = || 0.5;
+    let second = Duration::from_secs(1);
+    engine.rebalance(now, second, 0.1, &mut random);
+    assert!(engine.rebalance_queue.next_due().is_none(), "exposed here: parked after its first check");
+    let id = engine.object_index.get(&object).copied().expect("the object exists");
+    assert!(engine.objects.get(&id).is_some_and(|rec| rec.balance_parked));
+    assert_eq!(
+        engine.rebalance(now + second, second, 0.1, &mut random),
+        now + 2 * second,
+        "nothing due: ask again in an interval"
+    );
+
+    // Unassigned once its exposer is gone: back in the schedule, due within an interval.
+    engine.drop_contract(expose, now + second);
+    assert!(engine.objects.get(&id).is_some_and(|rec| !rec.balance_parked));
+    engine.rebalance(now + 2 * second, second, 0.1, &mut random);
+    let due = engine.rebalance_queue.next_due().expect("needed and unassigned: checked again");
+    assert!(due <= now + 4 * second, "due at {:?}", due - now);
+}
