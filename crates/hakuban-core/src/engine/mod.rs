@@ -197,7 +197,9 @@ pub struct Engine {
     object_index: HashMap<ObjectDescriptor, ObjectId>,
     tags: HashMap<TagId, TagRec>,
     tag_index: HashMap<TagDescriptor, TagId>,
-    contracts: HashMap<ContractId, ContractRec>,
+    /// Boxed: an object contract per object is common (S9 a's observer holds a million), and a
+    /// 104-byte record inline paid for every empty slot of the table as well.
+    contracts: HashMap<ContractId, Box<ContractRec>>,
     streams: HashMap<StreamId, StreamRec>,
     sinks: HashMap<SinkId, SinkRec>,
     events: VecDeque<Event>,
@@ -439,7 +441,14 @@ impl Engine {
         let id = ContractId(next(&mut self.ids.contract));
         self.contracts.insert(
             id,
-            ContractRec { kind, target, capacity, queue: VecDeque::new(), queue_dead: 0, current: Default::default() },
+            Box::new(ContractRec {
+                kind,
+                target,
+                capacity,
+                queue: VecDeque::new(),
+                queue_dead: 0,
+                current: Default::default(),
+            }),
         );
         id
     }
