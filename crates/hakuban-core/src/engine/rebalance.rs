@@ -2,15 +2,17 @@
 //!
 //! Every object sits in a due-date queue. A pass handles the objects due within the next 100 ms
 //! and reschedules each one `average / 2 + uniform[0, 1) · average` later, so checks are spread
-//! out and an exchange with many objects moves them gradually. An object whose check finds
-//! nothing a later check could change (not needed; exposed here or upstream; or exposed by the
-//! only child that offers to) is parked instead: out of the queue until the next
-//! [`refresh`](Engine::refresh) of it, which is what every change of its declarations, flags or
-//! exposer goes through. The next pass then schedules it within one interval. A router of a
-//! million objects with one exposer each thus checks each once, not every ten seconds forever. Handling an object: if it is
+//! out and an exchange with many objects moves them gradually. Handling an object: if it is
 //! needed but unassigned (a load limit left no room earlier) the election runs again; if a child
 //! exposes it, it moves to a better child only when that child's load after taking it would be
 //! lower than the current child's load by more than `threshold`.
+//!
+//! An object whose check finds nothing a later check could change (not needed; exposed here or
+//! upstream; or exposed by the only child that offers to) is parked instead: out of the queue
+//! until the next [`refresh`](Engine::refresh) of it, which is what every change of its
+//! declarations, flags or exposer goes through. The next pass then schedules it within one
+//! interval. A router of a million objects with one exposer each thus checks each once, not
+//! every ten seconds forever.
 
 use std::time::{Duration, Instant};
 
