@@ -37,6 +37,7 @@ mod params;
 mod progress;
 mod tls;
 mod transport;
+mod woken;
 
 pub use connector::{UpstreamConnectionSnapshot, WebsocketConnector, WebsocketConnectorSnapshot};
 pub use hakuban_core::*;

@@ -1,7 +1,8 @@
 //! Moves one link's messages between a WebSocket and the exchange, and honours its deadline.
 //! Decides nothing: what to send, when the link is dead and what is a violation is the core's.
 //!
-//! Three activities run side by side in the connection's task and never wait for each other:
+//! Three activities run side by side in the connection's task and never wait for each other
+//! (each is polled only when its own waker fires, see [`woken`](crate::woken)):
 //! reading (every message goes to the link at once), writing (a message is taken from the link
 //! only when the socket has taken the previous one, so a slow peer costs the latest state per
 //! object, never a queue), and the link's timer. While the socket takes no bytes the link is told
@@ -17,7 +18,7 @@ use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use futures::{AsyncRead, AsyncWrite, FutureExt, Sink, SinkExt, StreamExt};
+use futures::{AsyncRead, AsyncWrite, Sink, SinkExt, StreamExt};
 use hakuban_core::{CloseReason, Link};
 use tokio::sync::Notify;
 
@@ -85,10 +86,19 @@ where
     let reader = async {
         // A message read ahead, not yet given to the link.
         let mut next = None;
+        // Set when the read ahead found nothing: the socket holds our waker already, so the next
+        // read waits for it instead of trying again at once (each attempt zero-fills
+        // tungstenite's read buffer).
+        let mut registered = false;
         loop {
             let item = match next.take() {
                 Some(item) => item,
-                None => rx.next().await,
+                None => {
+                    if std::mem::take(&mut registered) {
+                        woken_again().await;
+                    }
+                    rx.next().await
+                }
             };
             let reason = match item {
                 Some(Ok(Message::Binary(bytes))) => match receive(&link, &bytes) {
@@ -97,9 +107,12 @@ where
                         // links' writers, observers) take its states before the next overwrites
                         // them. Otherwise the task sleeps on the socket as usual: a lone message
                         // costs no extra turn.
-                        if let Some(item) = rx.next().now_or_never() {
-                            next = Some(item);
-                            let_others_run().await;
+                        match poll_fn(|cx| Poll::Ready(rx.poll_next_unpin(cx))).await {
+                            Poll::Ready(item) => {
+                                next = Some(item);
+                                let_others_run().await;
+                            }
+                            Poll::Pending => registered = true,
                         }
                         continue;
                     }
@@ -181,11 +194,7 @@ where
         }
     };
 
-    let reason = tokio::select! {
-        reason = reader => reason,
-        reason = writer => reason,
-        reason = timer => reason,
-    };
+    let reason = crate::woken::first(reader, writer, timer).await;
     // The peer's close is answered as normal; our reasons go in the close frame.
     let code = close_code(&reason);
     let text = match &reason {
@@ -212,6 +221,13 @@ async fn let_others_run() {
         Poll::Pending
     })
     .await;
+}
+
+/// Returns on its second poll: the first is left pending for a waker registered before it
+/// (activities are polled again only when their waker fires, see [`woken`](crate::woken)).
+async fn woken_again() {
+    let mut polled = false;
+    poll_fn(|_| if std::mem::replace(&mut polled, true) { Poll::Ready(()) } else { Poll::Pending }).await;
 }
 
 /// What the writer shares with the timer about a write in progress.
