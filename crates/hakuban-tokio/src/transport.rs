@@ -141,17 +141,14 @@ where
         loop {
             let message = poll_fn(|cx| {
                 let mut link = lock(&link);
-                for attempt in 0..2 {
-                    if let Some(message) = link.poll_transmit(now()) {
-                        return Poll::Ready(Some(message));
-                    }
-                    if link.closed_reason().is_some() {
-                        return Poll::Ready(None);
-                    }
-                    if attempt == 0 {
-                        link.register_waker(cx.waker());
-                    }
+                if let Some(message) = link.poll_transmit(now()) {
+                    return Poll::Ready(Some(message));
                 }
+                if link.closed_reason().is_some() {
+                    return Poll::Ready(None);
+                }
+                // Wakes at once if something to send (or the close) came since.
+                link.register_waker(cx.waker());
                 Poll::Pending
             })
             .await;
