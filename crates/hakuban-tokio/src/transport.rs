@@ -191,7 +191,11 @@ where
         }
     };
 
-    let reason = crate::woken::first(reader, writer, timer).await;
+    let reason = {
+        // Pinned in this block, so they are gone (and `tx` free) before the close below.
+        let (reader, writer, timer) = (std::pin::pin!(reader), std::pin::pin!(writer), std::pin::pin!(timer));
+        crate::woken::first(reader, writer, timer).await
+    };
     // The peer's close is answered as normal; our reasons go in the close frame.
     let code = close_code(&reason);
     let text = match &reason {
