@@ -212,16 +212,12 @@ where
 /// Returns after the tasks ready on this worker have had a turn: the task wakes itself and is
 /// put at the back of the run queue, without the driver poll that `yield_now` waits for.
 async fn let_others_run() {
-    let mut yielded = false;
     poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
         cx.waker().wake_by_ref();
-        Poll::Pending
+        Poll::Ready(())
     })
     .await;
+    woken_again().await;
 }
 
 /// Returns on its second poll: the first is left pending for a waker registered before it
